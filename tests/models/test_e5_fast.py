@@ -74,6 +74,18 @@ SENTENCES = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """Pin BLAS to one thread: on a busy 2-core box multi-threaded small sgemms stall for seconds."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def fast() -> FastE5:
     return FastE5()

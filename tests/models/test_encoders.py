@@ -59,7 +59,7 @@ def test_classifier_runs_on_the_transformers_encoder(minilm_path: Path, default_
         d for d in clf.classify("Let me pull up your file, one moment.", Speaker.AGENT) if d.kind.is_alert
     ]
     # the second build reads the embedding cache instead of encoding again
-    assert list((tmp_path / "embeddings").glob("*.npy"))
+    assert list((tmp_path / "classifier").glob("*.npy"))
 
 
 def test_unknown_encoder_and_unreachable_hub(monkeypatch: pytest.MonkeyPatch):

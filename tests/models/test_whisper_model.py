@@ -61,9 +61,9 @@ def test_bundled_second_call_reuses_cache(tmp_path: Path, monkeypatch: pytest.Mo
     assert {p.name: p.stat().st_mtime_ns for p in second.iterdir()} == mtimes
 
 
-def test_cache_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLBUFFER_CACHE_DIR", str(tmp_path))
-    assert resolve_whisper_model() == tmp_path / BUNDLED_DIR_NAME
+def test_default_cache_dir_is_in_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_whisper_model() == tmp_path / ".cache" / "callbuffer" / BUNDLED_DIR_NAME
 
 
 def test_truncated_cache_is_rebuilt(tmp_path: Path) -> None:

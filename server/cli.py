@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from models.classifier import PhraseClassifier
 from models.encoders import EncoderError
 from models.evaluation import EvalDataError, EvalReport, evaluate, load_eval
 from models.packs import PackError
@@ -42,8 +43,8 @@ def _settings(**overrides: object) -> Settings:
         raise click.ClickException(f"invalid settings: {problems}") from exc
 
 
-def _classifier(settings: Settings):  # noqa: ANN202 - imported lazily to keep --help instant
-    from server.engine import build_classifier
+def _classifier(settings: Settings) -> PhraseClassifier:
+    from server.engine import build_classifier  # models load only when a command needs them
 
     try:
         return build_classifier(settings)

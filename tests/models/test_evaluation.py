@@ -44,3 +44,11 @@ def test_dev_set_targets(classifier):
     assert len(report.alert_categories) == 12
     assert report.macro_f1 >= 0.90, report.as_dict()["wrong"]
     assert report.false_alarm_rate <= 0.03, report.as_dict()["wrong"]
+
+
+def test_held_out_spot_check(classifier):
+    """Sentences written apart from the pack and from the dev set (bench/data), as a regression guard."""
+    spot = Path(__file__).resolve().parents[2] / "bench" / "data" / "heldout-ru-en.jsonl"
+    report = evaluate(classifier, load_eval(spot))
+    assert report.macro_f1 >= 0.85, report.as_dict()["wrong"]
+    assert report.false_alarms == 0, report.as_dict()["wrong"]

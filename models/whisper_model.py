@@ -32,6 +32,8 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models.cache import default_cache_dir
+
 if TYPE_CHECKING:
     import faster_whisper
 
@@ -67,11 +69,6 @@ class _BundleManifest:
     part_sizes: list[int]
     model_size: int
     side_file_sizes: dict[str, int]
-
-
-def default_cache_dir() -> Path:
-    """``~/.cache/callbuffer``; the server's settings pass ``CALLBUFFER_CACHE_DIR`` explicitly."""
-    return Path.home() / ".cache" / "callbuffer"
 
 
 def resolve_whisper_model(spec: str = BUNDLED, cache_dir: Path | None = None) -> Path | str:

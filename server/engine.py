@@ -26,7 +26,7 @@ def build_classifier(settings: Settings) -> PhraseClassifier:
         if key not in _classifiers:
             started = time.perf_counter()
             pack = load_pack(pack_path)
-            encoder = get_encoder(settings.encoder)
+            encoder = get_encoder(settings.encoder, settings.cache_dir)
             _classifiers[key] = PhraseClassifier(pack, encoder, cache_dir=settings.cache_dir)
             logger.info(
                 "classifier for pack %s v%d ready in %.2f s",

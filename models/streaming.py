@@ -7,7 +7,9 @@ is still going, a partial transcript of it is produced every ``partial_every`` s
 sidebar shows the words before the speaker stops.
 
 Transcription goes through a plain function, so the server can route every call's turns through one
-shared, bounded worker pool without this module knowing about it.
+shared, bounded worker pool without this module knowing about it. The function is told whether the audio
+is a finished turn or a partial one, and may decline a partial (return ``None``) when it is busy: partials
+are a courtesy, finals are the record.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from models.transcriber import Segment
 
 logger = logging.getLogger(__name__)
 
-TranscribeFn = Callable[[np.ndarray, str | None], list[Segment]]
+# (16 kHz samples, language or None, final) -> segments, or None when a partial is declined.
+TranscribeFn = Callable[[np.ndarray, str | None, bool], list[Segment] | None]
 
 
 class StreamError(ValueError):
@@ -42,6 +45,15 @@ class TranscriptEvent:
     final: bool
 
 
+@dataclass(frozen=True)
+class PartialTurn:
+    """An open turn due for a preview transcription: its channel, speaker and audio so far."""
+
+    channel: int
+    speaker: str
+    utterance: Utterance
+
+
 class CallRecognizer:
     """Recognises one call: `push` interleaved-and-split channel chunks, `finish` at the end."""
 
@@ -53,8 +65,11 @@ class CallRecognizer:
         language: str | None = None,
         endpoint: EndpointConfig | None = None,
         partial_every: float = 1.0,
+        inline_partials: bool = True,
         hallucinations: HallucinationFilter | None = None,
     ) -> None:
+        """``inline_partials=False`` leaves partials to the caller (:meth:`due_partials`), so a slow
+        preview never delays noticing the end of a turn."""
         if not roles:
             raise StreamError("a call needs at least one channel role")
         self.roles = list(roles)
@@ -63,6 +78,7 @@ class CallRecognizer:
         self._endpointers = [Endpointer(endpoint) for _ in self.roles]
         self._filter = hallucinations or HallucinationFilter()
         self._partial_every = partial_every
+        self._inline_partials = inline_partials
         self._last_partial = [0.0] * len(self.roles)
         self._finished = False
 
@@ -77,8 +93,27 @@ class CallRecognizer:
         for index, endpointer in enumerate(self._endpointers):
             for utterance in endpointer.push(audio[index], sample_rate):
                 events.extend(self._final(index, utterance))
-            events.extend(self._partial(index))
+            if self._inline_partials and self._partial_due(index):
+                pending = self._endpointers[index].pending()
+                events.extend(self._transcript(index, pending, final=False))
         return sorted(events, key=lambda e: (e.start, e.final))
+
+    def due_partials(self) -> list[PartialTurn]:
+        """Open turns due for a preview (every ``partial_every`` s of their audio); each is handed out once.
+
+        Turn the transcription of one into an event with :meth:`partial_event`.
+        """
+        due = []
+        for index, endpointer in enumerate(self._endpointers):
+            if self._partial_due(index):
+                pending = endpointer.pending()
+                due.append(PartialTurn(index, self.roles[index], pending))
+        return due
+
+    def partial_event(self, turn: PartialTurn, segments: list[Segment]) -> TranscriptEvent | None:
+        """The preview event for a due partial turn, or None when all Whisper heard was a hallucination."""
+        events = self._event(turn.channel, turn.utterance, segments, final=False)
+        return events[0] if events else None
 
     def finish(self) -> list[TranscriptEvent]:
         """End of the call: every turn still open becomes final."""
@@ -95,20 +130,28 @@ class CallRecognizer:
         self._last_partial[index] = utterance.end
         return self._transcript(index, utterance, final=True)
 
-    def _partial(self, index: int) -> list[TranscriptEvent]:
-        """A partial transcript of the open turn, once per `partial_every` seconds of its audio."""
+    def _partial_due(self, index: int) -> bool:
+        """True (once) when the open turn has ``partial_every`` seconds of audio since its last preview."""
         pending = self._endpointers[index].pending()
         if (
             pending is None
             or pending.end - max(pending.start, self._last_partial[index]) < self._partial_every
         ):
-            return []
+            return False
         self._last_partial[index] = pending.end
-        return self._transcript(index, pending, final=False)
+        return True
 
     def _transcript(self, index: int, utterance: Utterance, *, final: bool) -> list[TranscriptEvent]:
         """The utterance's text as an event, or nothing when all Whisper heard was a hallucination."""
-        segments = self._filter.keep(self._transcribe(utterance.samples, self.language))
+        heard = self._transcribe(utterance.samples, self.language, final)
+        if heard is None:  # a partial the transcriber had no time for
+            return []
+        return self._event(index, utterance, heard, final=final)
+
+    def _event(
+        self, index: int, utterance: Utterance, heard: list[Segment], *, final: bool
+    ) -> list[TranscriptEvent]:
+        segments = self._filter.keep(heard)
         text = " ".join(s.text for s in segments).strip()
         if not text:
             return []

@@ -247,7 +247,7 @@ def _check_model_dir(path: Path) -> None:
 
 # --- loading -------------------------------------------------------------------------------------------
 
-_ModelKey = tuple[str, str, str, int]
+_ModelKey = tuple[str, str, str, int, int]
 _models: dict[_ModelKey, faster_whisper.WhisperModel] = {}
 _key_locks: dict[_ModelKey, threading.Lock] = {}
 _registry_lock = threading.Lock()
@@ -259,16 +259,18 @@ def load_whisper(
     device: str = "cpu",
     compute_type: str = "int8",
     cpu_threads: int = 0,
+    num_workers: int = 1,
     cache_dir: Path | None = None,
 ) -> faster_whisper.WhisperModel:
     """Load (once per process) the WhisperModel for ``spec`` with the given CTranslate2 settings.
 
-    One instance is kept per distinct resolved model and settings; concurrent callers asking for the
-    same one wait for a single load. ``cpu_threads=0`` lets CTranslate2 choose. Raises
-    :class:`ModelUnavailableError` if the model cannot be resolved, downloaded or loaded.
+        One instance is kept per distinct resolved model and settings; concurrent callers asking for the
+        same one wait for a single load. ``cpu_threads=0`` lets CTranslate2 choose; ``num_workers`` is how many
+    threads may run the one model at the same time (each with ``cpu_threads``). Raises
+        :class:`ModelUnavailableError` if the model cannot be resolved, downloaded or loaded.
     """
     resolved = resolve_whisper_model(spec, cache_dir)
-    key: _ModelKey = (str(resolved), device, compute_type, cpu_threads)
+    key: _ModelKey = (str(resolved), device, compute_type, cpu_threads, num_workers)
     with _registry_lock:
         model = _models.get(key)
         if model is not None:
@@ -278,7 +280,11 @@ def load_whisper(
         model = _models.get(key)
         if model is None:
             model = _load_uncached(
-                resolved, device=device, compute_type=compute_type, cpu_threads=cpu_threads
+                resolved,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=num_workers,
             )
             with _registry_lock:
                 _models[key] = model
@@ -293,7 +299,7 @@ def clear_whisper_cache() -> None:
 
 
 def _load_uncached(
-    resolved: Path | str, *, device: str, compute_type: str, cpu_threads: int
+    resolved: Path | str, *, device: str, compute_type: str, cpu_threads: int, num_workers: int
 ) -> faster_whisper.WhisperModel:
     """Download (hub names only) and construct a WhisperModel, mapping failures to typed errors."""
     import faster_whisper  # heavy import (ctranslate2), deferred until a model is really needed
@@ -312,7 +318,11 @@ def _load_uncached(
     started = time.monotonic()
     try:
         model = faster_whisper.WhisperModel(
-            model_dir, device=device, compute_type=compute_type, cpu_threads=cpu_threads
+            model_dir,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=num_workers,
         )
     except (RuntimeError, OSError, ValueError) as exc:  # ctranslate2 reports bad files as RuntimeError
         raise ModelUnavailableError(f"could not load Whisper model from {model_dir}: {exc}") from exc

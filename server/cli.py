@@ -131,3 +131,107 @@ def _render_report(report: EvalReport) -> str:
                 parts.append("extra " + ",".join(w.extra))
             lines.append(f"  [{w.id or '-'}] {w.speaker:8} {w.text!r}: {'; '.join(parts)}")
     return "\n".join(lines)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1, CALLBUFFER_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default 8000, CALLBUFFER_PORT).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the SQLite store lives (CALLBUFFER_DATA_DIR).",
+)
+@_pack_option
+@_encoder_option
+def serve(
+    host: str | None, port: int | None, data_dir: Path | None, pack: Path | None, encoder: str | None
+) -> None:
+    """Run the live-assist server: call WebSockets, telephony adapters, REST and the agent sidebar."""
+    import uvicorn
+
+    from models.whisper_model import ModelUnavailableError
+    from server.app import create_app
+    from server.engine import LiveEngine
+
+    settings = _settings(host=host, port=port, data_dir=data_dir, pack=pack, encoder=encoder)
+    try:
+        engine = LiveEngine.start(settings)
+    except (PackError, EncoderError, ModelUnavailableError, OSError) as exc:
+        raise click.ClickException(f"cannot start: {exc}") from exc
+    click.echo(f"callbuffer: sidebar at http://{settings.host}:{settings.port}/agent", err=True)
+    try:
+        uvicorn.run(
+            create_app(settings, engine=engine),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            ws="websockets-sansio",
+        )
+    finally:
+        engine.close()
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--url", default="ws://127.0.0.1:8000", show_default=True, help="The server's WebSocket URL.")
+@click.option("--call-id", default=None, help="Call id (default: the file name and the time).")
+@click.option("--roles", default=None, help="Comma-separated role per channel (default agent,customer).")
+@click.option("--language", type=click.Choice(["ru", "en"]), default=None, help="Pin the language.")
+@click.option("--realtime/--fast", default=True, show_default=True, help="Send at the pace of the audio.")
+@click.option("--mic", is_flag=True, help="Stream the default microphone instead of a file (Ctrl+C ends).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw events as JSON lines.")
+def simulate(
+    file: Path | None,
+    url: str,
+    call_id: str | None,
+    roles: str | None,
+    language: str | None,
+    realtime: bool,
+    mic: bool,
+    as_json: bool,
+) -> None:
+    """Stream a recording (or the microphone) to a running server and print its events as they come."""
+    import asyncio
+    import time
+
+    from audio.decode import AudioDecodeError
+    from server.simulate import SimulateError, describe, load_recording, stream_call
+
+    if (file is None) == (not mic):
+        raise click.UsageError("give a FILE to stream, or --mic")
+    role_list = [r.strip() for r in roles.split(",")] if roles else None
+
+    def show(received):  # noqa: ANN001, ANN202
+        click.echo(json.dumps(received.event, ensure_ascii=False) if as_json else describe(received))
+
+    try:
+        if mic:
+            start, frames = _microphone(role_list, language)
+            name = "mic"
+        else:
+            recording = load_recording(file, role_list, language)
+            start, frames, name = recording.start, recording.frames, file.stem
+        call = call_id or f"{name}-{int(time.time())}"
+        result = asyncio.run(stream_call(url, call, start, frames, realtime=realtime or mic, on_event=show))
+    except (SimulateError, AudioDecodeError, ValidationError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        return
+    if result.close_code not in (1000, None):
+        raise click.ClickException(f"the server closed the call with code {result.close_code}")
+
+
+def _microphone(roles: list[str] | None, language: str | None):  # noqa: ANN202
+    from audio.microphone import MicrophoneError, capture, default_input_device
+    from server.protocol import StartMessage
+
+    try:
+        device = default_input_device()
+    except MicrophoneError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"streaming from {device}; Ctrl+C ends the call", err=True)
+    start = StartMessage(
+        encoding="pcm16", sample_rate=16000, channels=1, roles=roles or ["agent"], language=language
+    )
+    return start, capture(16000)

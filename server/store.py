@@ -75,7 +75,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     end_sec      REAL NOT NULL,
     score        REAL NOT NULL,
     suggestions  TEXT NOT NULL,         -- JSON array of strings, order kept
-    pack_version INTEGER NOT NULL
+    pack_version INTEGER NOT NULL,
+    title        TEXT NOT NULL DEFAULT '',  -- the category in plain words, as shown to the agent
+    span_start   INTEGER NOT NULL DEFAULT 0,  -- characters of text that fired the category
+    span_end     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_call_start ON alerts (call_id, start_sec);
 """
@@ -139,6 +142,8 @@ class AlertRecord:
     score: float
     suggestions: tuple[str, ...]
     pack_version: int
+    title: str = ""
+    span: tuple[int, int] = (0, 0)
 
 
 def _now() -> str:
@@ -348,6 +353,9 @@ class Store:
         score: float,
         suggestions: Sequence[str],
         pack_version: int,
+        *,
+        title: str = "",
+        span: tuple[int, int] = (0, 0),
     ) -> int:
         """Store an alert of an active call; `turn_id` (if given) must be a turn of the same call."""
         _check_times(call_id, start, end)
@@ -361,7 +369,8 @@ class Store:
                     raise StoreError(f"cannot add alert: turn {turn_id} is not a turn of call {call_id!r}")
             cursor = conn.execute(
                 "INSERT INTO alerts (call_id, turn_id, category, kind, speaker, text, start_sec, end_sec,"
-                " score, suggestions, pack_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " score, suggestions, pack_version, title, span_start, span_end)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     call_id,
                     turn_id,
@@ -374,6 +383,9 @@ class Store:
                     float(score),
                     json.dumps(list(suggestions), ensure_ascii=False),
                     int(pack_version),
+                    title,
+                    int(span[0]),
+                    int(span[1]),
                 ),
             )
             return int(cursor.lastrowid)
@@ -410,6 +422,8 @@ class Store:
                 score=row["score"],
                 suggestions=tuple(json.loads(row["suggestions"])),
                 pack_version=row["pack_version"],
+                title=row["title"],
+                span=(row["span_start"], row["span_end"]),
             )
             for row in rows
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,67 +39,274 @@ def transcriber(cache_dir):
 
 
 @pytest.fixture(scope="session")
-def speak(tmp_path_factory: pytest.TempPathFactory):
-    """speak(text, lang) -> 16 kHz float32 speech: festival's Russian voice or espeak-ng's English."""
-    import shutil
-    import subprocess
+def speak():
+    """speak(text, lang) -> 16 kHz float32 speech, trimmed to audible samples, peak 0.5.
 
-    import numpy as np
+    :func:`audio.synth.speak`: festival's Russian voice or espeak-ng's English; skips the test when the
+    tool or voice is missing."""
+    from audio.synth import MissingToolError
+    from audio.synth import speak as synth_speak
 
-    from audio.decode import decode_file
-
-    workdir = tmp_path_factory.mktemp("tts")
-
-    def _speak(text: str, lang: str) -> np.ndarray:
-        wav = workdir / f"{abs(hash((text, lang)))}.wav"
-        if lang == "ru":
-            if shutil.which("text2wave") is None:
-                pytest.skip("festival (text2wave) is not installed")
-            done = subprocess.run(
-                ["text2wave", "-eval", "(voice_msu_ru_nsh_clunits)", "-o", str(wav)],
-                input=text.encode(),
-                capture_output=True,
-            )
-            if done.returncode or not wav.is_file():
-                pytest.skip(f"festival voice msu_ru_nsh_clunits unavailable: {done.stderr[-200:]!r}")
-        else:
-            if shutil.which("espeak-ng") is None:
-                pytest.skip("espeak-ng is not installed")
-            subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav), text], check=True)
-        x = decode_file(wav, sample_rate=16000, mono=True).samples[0]
-        loud = np.flatnonzero(np.abs(x) > 0.01)
-        x = x[loud[0] : loud[-1] + 1]
-        return (0.5 * x / np.abs(x).max()).astype(np.float32)
+    def _speak(text: str, lang: str):
+        try:
+            return synth_speak(text, lang)
+        except MissingToolError as exc:
+            pytest.skip(str(exc))
 
     return _speak
 
 
 @pytest.fixture(scope="session")
-def telephone(tmp_path_factory: pytest.TempPathFactory):
-    """telephone(x16k) -> 8 kHz float32 band-limited to 300-3400 Hz by sox, as a phone line delivers it."""
+def telephone():
+    """telephone(x16k) -> 8 kHz float32 band-limited to 300-3400 Hz by sox, as a phone line delivers it
+    (:func:`audio.synth.telephone_band`); skips the test when sox is missing."""
     import shutil
-    import subprocess
-    import wave
 
-    import numpy as np
-
-    from audio.decode import decode_file
+    from audio.synth import telephone_band
 
     if shutil.which("sox") is None:
         pytest.skip("sox is not installed")
-    workdir = tmp_path_factory.mktemp("phone")
+    return lambda x: telephone_band(x, 16000)
 
-    def _telephone(x: np.ndarray) -> np.ndarray:
-        wide, narrow = workdir / "wide.wav", workdir / "narrow.wav"
-        with wave.open(str(wide), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(16000)
-            out.writeframes(np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
-        subprocess.run(
-            ["sox", "-D", "-R", str(wide), "-b", "16", str(narrow), "sinc", "300-3400", "rate", "8k"],
-            check=True,
+
+# -- a real server ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def shared_models(cache_dir: Path, classifier):
+    """The live engine's heavy parts, built once: the transcription pool (real bundled Whisper), the
+    classifier of the default pack, and the endpoint settings. Each test's server gets its own store."""
+    from audio.endpoint import EndpointConfig
+    from models.transcriber import Transcriber
+    from models.whisper_model import load_whisper
+    from server.config import Settings
+    from server.pool import TranscriptionPool
+
+    settings = Settings(cache_dir=cache_dir)
+    model = load_whisper("bundled", cpu_threads=1, num_workers=settings.workers, cache_dir=cache_dir)
+    transcriber = Transcriber(model, window=settings.whisper_window)
+    pool = TranscriptionPool(
+        lambda x, lang: transcriber.transcribe(x, language=lang),
+        workers=settings.workers,
+        capacity=settings.queue_capacity,
+    )
+    endpoint = EndpointConfig(min_silence_ms=int(settings.endpoint_silence * 1000))
+    yield pool, classifier, endpoint
+    pool.close()
+
+
+class LiveServer:
+    """A callbuffer server under uvicorn on a free port, its loop on a background thread.
+
+    ``url``/``ws``: base addresses; ``engine``/``settings``: the server's own. ``publish(call_id, event)``
+    and ``drop_sidebars(call_id)`` act on the server's real event hub (for UI tests that need events in
+    an exact order): the first event makes the call exist and ``active`` in the store, ``end`` completes
+    it; dropping closes the call's sidebar sockets without ``end``, as a server restart would.
+    """
+
+    def __init__(self, app, engine, settings) -> None:
+        import asyncio
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url, self.ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+        self.app, self.engine, self.settings = app, engine, settings
+        self._turn_ids: dict[str, int] = {}
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+        self._server = uvicorn.Server(config)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._server.serve(),), daemon=True
         )
-        return decode_file(narrow, sample_rate=None).samples[0]
+        self._thread.start()
 
-    return _telephone
+    def wait_started(self, timeout: float = 60) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def on_loop(self, fn, *args):
+        """Run `fn(*args)` on the server's event loop and return its result."""
+        import asyncio
+
+        async def call():
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=10)
+
+    def publish(self, call_id: str, event: dict) -> None:
+        from server.protocol import parse_event
+
+        text = parse_event(json.dumps(event)).to_json()  # a typo in a test event fails here
+        hub, store = self.app.state.calls.hub, self.engine.store
+        if store.get_call(call_id) is None:
+            store.create_call(call_id, ["agent", "customer"], None, "pcm16", 8000)
+            self.on_loop(hub.open, call_id, [])
+        if event["type"] == "end":
+            store.end_call(call_id, "completed")
+            self.on_loop(hub.close, call_id, text)
+            return
+        keep = event["type"] == "alert" or (event["type"] == "transcript" and event["final"])
+        if keep:
+            self._store(call_id, event)
+        self.on_loop(lambda: hub.publish(call_id, text, keep=keep))
+
+    def _store(self, call_id: str, e: dict) -> None:
+        """What a call session stores for a final turn or an alert, so late sidebars get it replayed."""
+        store = self.engine.store
+        if e["type"] == "transcript":
+            self._turn_ids[call_id] = store.add_turn(call_id, e["speaker"], e["text"], e["start"], e["end"])
+            return
+        store.add_alert(
+            call_id,
+            self._turn_ids.get(call_id),
+            e["category"],
+            e["kind"],
+            e["speaker"],
+            e["text"],
+            e["start"],
+            e["end"],
+            e["score"],
+            e["suggestions"],
+            e["pack_version"],
+            title=e["title"],
+            span=tuple(e["span"]),
+        )
+
+    def drop_sidebars(self, call_id: str) -> None:
+        import time
+
+        hub = self.app.state.calls.hub
+        for listener in self.on_loop(lambda: list(hub._listeners.get(call_id, ()))):
+            self.on_loop(listener.offer, None)
+        deadline = time.monotonic() + 10
+        while self.on_loop(hub.listener_count, call_id) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=60)
+
+
+@pytest.fixture
+def live_server(shared_models, cache_dir: Path, tmp_path: Path):
+    """A fresh server (own SQLite store under tmp_path) sharing the session's models."""
+    from server.app import create_app
+    from server.config import Settings
+    from server.engine import LiveEngine
+    from server.store import Store
+
+    pool, classifier, endpoint = shared_models
+    settings = Settings(cache_dir=cache_dir, data_dir=tmp_path / "data")
+    settings.data_dir.mkdir(parents=True)
+    engine = LiveEngine(settings, Store(settings.db_path), pool, classifier, endpoint)
+    server = LiveServer(create_app(settings, engine=engine), engine, settings)
+    server.wait_started()
+    yield server
+    server.stop()
+    engine.store.close()
+
+
+# -- synthetic test calls -----------------------------------------------------------------------------
+
+CALL_SCRIPTS = Path(__file__).resolve().parents[1] / "bench" / "data" / "calls"
+
+
+def _synth_call(name: str):
+    from audio.synth import MissingToolError, build_call, load_script
+
+    try:
+        return build_call(load_script(CALL_SCRIPTS / f"{name}.yaml"))
+    except MissingToolError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def ru_call():
+    """The Russian complaint call (festival voice), stereo 8 kHz telephone band, agent left."""
+    return _synth_call("ru-complaint")
+
+
+@pytest.fixture(scope="session")
+def en_call():
+    """The English complaint call (espeak-ng), stereo 8 kHz telephone band, agent left."""
+    return _synth_call("en-complaint")
+
+
+def _alert_problems(call, events: list[dict]) -> list[str]:
+    """Problems: expected alerts that did not come, and alerts that no overlapping turn expected.
+
+    Two turns of one speaker with a short pause between them are one turn to the endpointer, so an
+    alert may overlap a clean turn and the turn after it; it is a false alarm only if none of the turns
+    it overlaps expected its category.
+    """
+    alerts = [e for e in events if e["type"] == "alert"]
+
+    def overlapping(alert: dict) -> list:
+        return [
+            t
+            for t in call.turns
+            if t.speaker == alert["speaker"] and alert["start"] < t.end and alert["end"] > t.start
+        ]
+
+    problems = []
+    for turn in call.turns:
+        near = {a["category"] for a in alerts if turn in overlapping(a)}
+        if missing := set(turn.expect) - near:
+            problems.append(f"missed {sorted(missing)} on {turn.speaker}: {turn.text!r}")
+    for alert in alerts:
+        if not any(alert["category"] in t.expect for t in overlapping(alert)):
+            problems.append(f"false alarm {alert['category']} on {alert['speaker']}: {alert['text']!r}")
+    return problems
+
+
+@pytest.fixture
+def alert_problems():
+    """alert_problems(synth_call, events) -> list of missed and false alerts (empty when all is right)."""
+    return _alert_problems
+
+
+class EventsListener:
+    """A sidebar's events socket (``/v1/calls/{id}/events``), read on a thread until the server closes it."""
+
+    def __init__(self, server, call_id: str) -> None:
+        import threading
+
+        self.events: list[dict] = []
+        self._connected = threading.Event()
+        url = f"{server.ws}/v1/calls/{call_id}/events"
+        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self._thread.start()
+        assert self._connected.wait(30), "the sidebar could not connect"
+
+    def _read(self, url: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
+        with connect(url) as ws:
+            self._connected.set()
+            try:
+                for text in ws:
+                    self.events.append(json.loads(text))
+            except ConnectionClosed:
+                pass
+
+    def wait(self, timeout: float = 120) -> list[dict]:
+        """The events once the server has closed the socket (after ``end``)."""
+        self._thread.join(timeout)
+        return self.events
+
+
+@pytest.fixture
+def listen():
+    """listen(server, call_id) -> an EventsListener connected to the call's events."""
+    return EventsListener

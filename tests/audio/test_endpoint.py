@@ -1,9 +1,10 @@
 """audio.endpoint: streaming endpointing of real synthesized and recorded telephone speech, real Silero model.
 
 The fixture speaks three Russian sentences (festival, voice msu_ru_nsh_clunits) and two English ones
-(espeak-ng), trims each to its first/last audible sample, joins them with known silences, and turns the
-call into 8 kHz telephone band with sox (``sinc 300-3400``, ``rate 8k``), both as PCM and as mu-law
-streamed through :func:`audio.codecs.decode_frame`. Known sentence boundaries are therefore exact.
+(espeak-ng) with :func:`audio.synth.speak`, each trimmed to its first/last audible sample, joins them with
+known silences, and turns the call into 8 kHz telephone band with :func:`audio.synth.telephone_band` (sox
+``sinc 300-3400``, ``rate 8k``), both as 16-bit PCM and as mu-law streamed through
+:func:`audio.codecs.decode_frame`. Known sentence boundaries are therefore exact.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio.codecs import decode_frame
+from audio.codecs import decode_frame, mulaw_encode
 from audio.decode import decode_file
 from audio.endpoint import EndpointConfig, Endpointer, EndpointError, Utterance, find_silero_model
+from audio.synth import MissingToolError, speak, telephone_band
 
 RU_SENTENCES = [
     "Добрый день, вы позвонили в службу поддержки клиентов.",
@@ -29,7 +31,6 @@ EN_SENTENCES = [
     "Good afternoon, I would like to check the status of my order.",
     "The delivery was supposed to arrive last Tuesday.",
 ]
-FESTIVAL_VOICE = "msu_ru_nsh_clunits"
 GAPS_S = [1.0, 1.2, 0.8, 1.5, 1.0, 1.0]  # before the first sentence, between them, after the last
 RATE = 8000
 TOLERANCE_S = 0.3
@@ -51,29 +52,12 @@ class Call:
     clips: list[np.ndarray]  # the trimmed 16 kHz sentences
 
 
-def _trim(x: np.ndarray, level: float = 0.01) -> np.ndarray:
-    loud = np.flatnonzero(np.abs(x) > level)
-    return x[loud[0] : loud[-1] + 1]
-
-
-def _synthesize(workdir: Path) -> list[np.ndarray]:
+def _synthesize() -> list[np.ndarray]:
     _require("text2wave", "espeak-ng", "sox")
-    clips = []
-    for i, text in enumerate(RU_SENTENCES):
-        wav = workdir / f"ru{i}.wav"
-        done = subprocess.run(
-            ["text2wave", "-eval", f"(voice_{FESTIVAL_VOICE})", "-o", str(wav)],
-            input=text.encode(),
-            capture_output=True,
-        )
-        if done.returncode or not wav.exists() or wav.stat().st_size < 1000:
-            pytest.skip(f"festival voice {FESTIVAL_VOICE} (festvox-ru) unavailable: {done.stderr[-200:]!r}")
-        clips.append(decode_file(wav, sample_rate=16000, mono=True).samples[0])
-    for i, text in enumerate(EN_SENTENCES):
-        wav = workdir / f"en{i}.wav"
-        subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav), text], check=True)
-        clips.append(decode_file(wav, sample_rate=16000, mono=True).samples[0])
-    return [(0.5 * c / np.abs(c).max()).astype(np.float32) for c in map(_trim, clips)]
+    try:
+        return [speak(text, "ru") for text in RU_SENTENCES] + [speak(text, "en") for text in EN_SENTENCES]
+    except MissingToolError as exc:
+        pytest.skip(str(exc))
 
 
 def _join(clips: list[np.ndarray], gaps_s: list[float], rate: int = 16000):
@@ -87,37 +71,19 @@ def _join(clips: list[np.ndarray], gaps_s: list[float], rate: int = 16000):
     return np.concatenate(parts), bounds
 
 
-def _write_wav16(path: Path, x: np.ndarray, rate: int = 16000) -> None:
-    import wave
-
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
-
-
-def _telephone(workdir: Path, x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Band-limit to 300-3400 Hz at 8 kHz: returns (PCM float32, mu-law decoded frame by frame)."""
-    wide = workdir / f"{name}16.wav"
-    _write_wav16(wide, x)
-    pcm_wav, ulaw_raw = workdir / f"{name}8.wav", workdir / f"{name}8.ul"
-    band = ["sinc", "300-3400", "rate", "8k"]
-    subprocess.run(["sox", "-D", str(wide), "-b", "16", str(pcm_wav), *band], check=True)
-    mulaw = ["-t", "raw", "-e", "u-law", "-b", "8"]
-    subprocess.run(["sox", "-D", str(wide), *mulaw, str(ulaw_raw), *band], check=True)
-    pcm = decode_file(pcm_wav, sample_rate=None).samples[0]
-    data = ulaw_raw.read_bytes()
+def _telephone(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Band-limit to 300-3400 Hz at 8 kHz: returns (16-bit PCM as float32, mu-law decoded frame by frame)."""
+    pcm16 = np.round(np.clip(telephone_band(x, 16000), -1, 1) * 32767).astype(np.int16)
+    data = mulaw_encode(pcm16)
     frames = [decode_frame(data[i : i + 160], encoding="mulaw", channels=1) for i in range(0, len(data), 160)]
-    return pcm, np.concatenate(frames, axis=1)[0]
+    return pcm16.astype(np.float32) / 32768, np.concatenate(frames, axis=1)[0]
 
 
 @pytest.fixture(scope="session")
-def call(tmp_path_factory: pytest.TempPathFactory) -> Call:
-    workdir = tmp_path_factory.mktemp("call")
-    clips = _synthesize(workdir)
+def call() -> Call:
+    clips = _synthesize()
     wide, bounds = _join(clips, GAPS_S)
-    pcm, mulaw = _telephone(workdir, wide, "call")
+    pcm, mulaw = _telephone(wide)
     return Call(pcm=pcm, mulaw=mulaw, bounds=bounds, clips=clips)
 
 
@@ -256,10 +222,10 @@ def test_pending_grows_while_speech_goes_on(call: Call) -> None:
     assert endpointer.pending() is None
 
 
-def test_long_monologue_is_cut_at_max_length(call: Call, tmp_path: Path) -> None:
+def test_long_monologue_is_cut_at_max_length(call: Call) -> None:
     # The five sentences with 0.3 s pauses (shorter than min_silence): one ~19 s turn.
     wide, bounds = _join(call.clips, [0.5, 0.3, 0.3, 0.3, 0.3, 1.0])
-    pcm, _ = _telephone(tmp_path, wide, "monologue")
+    pcm, _ = _telephone(wide)
     config = EndpointConfig(max_utterance_s=6.0)
     utterances = stream(pcm, config=config)
     assert len(stream(pcm)) == 1  # with the default 20 s limit it is one utterance

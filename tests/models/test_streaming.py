@@ -33,7 +33,7 @@ def call(speak, telephone):
 
 def recognizer(transcriber) -> CallRecognizer:
     return CallRecognizer(
-        lambda x, lang: transcriber.transcribe(x, language=lang),
+        lambda x, lang, final: transcriber.transcribe(x, language=lang),
         ["agent", "customer"],
         language="ru",
         partial_every=1.0,
@@ -92,4 +92,44 @@ def test_bad_audio_and_use_after_end(transcriber):
     with pytest.raises(StreamError, match="the call has ended"):
         rec.push(np.zeros((2, 160), np.float32), RATE)
     with pytest.raises(StreamError, match="at least one channel"):
-        CallRecognizer(lambda x, lang: [], [])
+        CallRecognizer(lambda x, lang, final: [], [])
+
+
+def test_deferred_partials_are_handed_out_and_never_delay_finals(call, transcriber):
+    """With inline_partials=False the recogniser only pushes finals; the open turn's previews come from
+    due_partials() (each once) and become events through partial_event()."""
+    audio, agent_span, _ = call
+    asked: list[bool] = []
+
+    def transcribe(x, lang, final):
+        asked.append(final)
+        return transcriber.transcribe(x, language=lang)
+
+    rec = CallRecognizer(transcribe, ["agent", "customer"], language="ru", inline_partials=False)
+    previews = []
+    finals = []
+    for i in range(0, audio.shape[1], 160):
+        finals += rec.push(audio[:, i : i + 160], RATE)
+        for due in rec.due_partials():
+            assert due.speaker == "agent" or due.speaker == "customer"
+            event = rec.partial_event(due, transcriber.transcribe(due.utterance.samples, language="ru"))
+            if event is not None:
+                previews.append(event)
+    finals += rec.finish()
+    assert all(asked)  # the recogniser itself only transcribed finals
+    assert [e.speaker for e in finals] == ["agent", "customer"] and all(e.final for e in finals)
+    agent_previews = [p for p in previews if p.speaker == "agent"]
+    assert agent_previews and all(not p.final and p.end <= finals[0].end for p in agent_previews)
+    assert len({p.end for p in agent_previews}) == len(agent_previews)  # each preview handed out once
+
+
+def test_a_declined_partial_gives_no_event(call, transcriber):
+    """A busy transcriber returns None for a partial: no partial event, the final still comes."""
+    audio, _, _ = call
+
+    def busy(x, lang, final):
+        return transcriber.transcribe(x, language=lang) if final else None
+
+    rec = CallRecognizer(busy, ["agent", "customer"], language="ru")
+    events = stream(rec, audio) + rec.finish()
+    assert events and all(e.final for e in events)

@@ -99,9 +99,11 @@ needs_prompts = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
-    return Transcriber(load_whisper("bundled", cache_dir=tmp_path_factory.mktemp("whisper-cache")))
+@pytest.fixture(scope="module", params=[None, 10.0], ids=["full-window", "live-window"])
+def transcriber(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    """Whisper's full 30 s encoder window (audits) and the short window live calls use."""
+    model = load_whisper("bundled", cache_dir=tmp_path_factory.mktemp("whisper-cache"))
+    return Transcriber(model, window=request.param)
 
 
 def _score(transcriber: Transcriber, path: Path, reference: str, lang: str, name: str) -> Score:
@@ -169,6 +171,12 @@ def test_rejects_non_mono_or_integer_audio(transcriber: Transcriber) -> None:
         transcriber.transcribe(np.zeros((2, 16000), dtype=np.float32))
     with pytest.raises(ValueError, match="float"):
         transcriber.transcribe(np.zeros(16000, dtype=np.int16))
+
+
+def test_rejects_a_window_outside_whisper_range(transcriber: Transcriber) -> None:
+    for window in (0.5, 31.0):
+        with pytest.raises(ValueError, match="window"):
+            Transcriber(transcriber.model, window=window)
 
 
 def test_rejects_bad_beam_size(transcriber: Transcriber) -> None:

@@ -1,0 +1,455 @@
+"""Synthetic stereo telephone calls from a script of turns, spoken by the system's TTS, with exact timing.
+
+Tests, benchmarks and demos need calls whose every turn is known: who speaks, what is said, and where in
+the recording the speech starts and ends. :func:`build_call` speaks each :class:`ScriptTurn` (Russian
+with festival's ``msu_ru_nsh_clunits`` voice, English with ``espeak-ng``), band-limits it to a telephone
+line with ``sox`` (300-3400 Hz at 8 kHz), trims it to its first and last audible sample, and lays the
+turns one after another on their speaker's channel: channel 0 is the agent, channel 1 the customer. The
+returned :class:`SynthCall` carries the samples and a :class:`PlacedTurn` per turn with its start and
+end in the call, exact to the sample at the call's sample rate.
+
+Scripts are small YAML or JSON files (see :func:`load_script`); ``bench/data/calls/`` holds two.
+The external tools are Debian's ``festival`` + ``festvox-ru``, ``espeak-ng`` and ``sox``; when one is
+missing or fails, :class:`SynthError` (:class:`MissingToolError` for a missing tool or voice) says which.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import wave
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import numpy as np
+import yaml
+
+from audio.decode import AudioDecodeError, decode_file
+from audio.resample import resample
+
+logger = logging.getLogger(__name__)
+
+SPEAKERS = ("agent", "customer")
+LANGUAGES = ("ru", "en")
+#: The festival voice for Russian (Debian package festvox-ru).
+FESTIVAL_VOICE = "msu_ru_nsh_clunits"
+#: The espeak-ng voice for English.
+ESPEAK_VOICE = "en"
+#: Rate of :func:`speak`'s output.
+SPEECH_RATE = 16000
+#: Rate of :func:`telephone_band`'s output.
+TELEPHONE_RATE = 8000
+#: A sample is audible when its magnitude exceeds this (-40 dBFS); speech is trimmed to audible samples.
+AUDIBLE = 0.01
+#: Peak level of :func:`speak`'s output.
+PEAK = 0.5
+
+_TOOL_TIMEOUT_S = 120
+_PAD_S = 0.05  # silence around a clip while it is filtered, so filter edges fall outside the speech
+_CATEGORY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_FIELDS = ("speaker", "text", "lang", "pause_before", "expect")
+_cache: dict[tuple[str, str], np.ndarray] = {}
+
+
+class SynthError(RuntimeError):
+    """A call could not be synthesized: a tool failed, or a script or argument is invalid."""
+
+
+class MissingToolError(SynthError):
+    """A required external tool (festival, its Russian voice, espeak-ng, sox) is not installed."""
+
+
+@dataclass(frozen=True)
+class ScriptTurn:
+    """One turn of a call script.
+
+    ``pause_before`` is the silence in seconds between the end of all earlier speech and this turn; a
+    negative pause starts the turn that much before the earlier speech ends (overtalk). It is ignored
+    for the first turn, which starts after :func:`build_call`'s ``lead``. ``expect`` lists the alert
+    category ids (from the shared taxonomy) a classifier should raise on this turn; empty for a clean one.
+    """
+
+    speaker: str
+    text: str
+    lang: str
+    pause_before: float = 0.8
+    expect: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.expect, list):
+            object.__setattr__(self, "expect", tuple(self.expect))
+        problem = _turn_problem(
+            {
+                "speaker": self.speaker,
+                "text": self.text,
+                "lang": self.lang,
+                "pause_before": self.pause_before,
+                "expect": self.expect,
+            }
+        )
+        if problem:
+            raise SynthError(f"{problem[0]}: {problem[1]}")
+
+
+@dataclass(frozen=True)
+class PlacedTurn:
+    """A turn as placed in a :class:`SynthCall`.
+
+    ``start`` is the time in seconds of the turn's first audible sample, ``end`` the time just after its
+    last one, both whole samples at the call's rate: ``samples[channel, round(start * rate) :
+    round(end * rate)]`` is exactly the turn's speech.
+    """
+
+    speaker: str
+    text: str
+    lang: str
+    start: float
+    end: float
+    expect: tuple[str, ...] = ()
+
+    @property
+    def channel(self) -> int:
+        """The channel the turn is on: 0 for the agent, 1 for the customer."""
+        return SPEAKERS.index(self.speaker)
+
+    @property
+    def duration(self) -> float:
+        """Length of the speech in seconds."""
+        return self.end - self.start
+
+
+@dataclass
+class SynthCall:
+    """A synthetic stereo call: ``samples`` float32 shaped ``(2, n)`` (0 = agent, 1 = customer)."""
+
+    samples: np.ndarray
+    sample_rate: int
+    turns: list[PlacedTurn] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        """Length of the call in seconds."""
+        return self.samples.shape[1] / self.sample_rate
+
+    def mono(self) -> np.ndarray:
+        """Both channels as one float32 signal shaped ``(n,)``: their plain mean, which never clips."""
+        return self.samples.mean(axis=0, dtype=np.float32)
+
+    def write_wav(self, path: str | os.PathLike[str], encoding: Literal["pcm16", "mulaw"] = "pcm16") -> Path:
+        """Write a stereo WAV file: 16-bit PCM (``pcm16``) or G.711 mu-law (``mulaw``); returns the path."""
+        path = Path(path)
+        pcm = np.round(np.clip(self.samples, -1.0, 1.0) * 32767).astype("<i2")
+        interleaved = np.ascontiguousarray(pcm.T)  # (n, 2): left, right, left, right, ...
+        if encoding == "pcm16":
+            with wave.open(str(path), "wb") as out:
+                out.setnchannels(2)
+                out.setsampwidth(2)
+                out.setframerate(self.sample_rate)
+                out.writeframes(interleaved.tobytes())
+        elif encoding == "mulaw":
+            with av.open(str(path), mode="w", format="wav") as container:
+                stream = container.add_stream("pcm_mulaw", rate=self.sample_rate, layout="stereo")
+                frame = av.AudioFrame.from_ndarray(interleaved.reshape(1, -1), format="s16", layout="stereo")
+                frame.sample_rate = self.sample_rate
+                for packet in [*stream.encode(frame), *stream.encode(None)]:
+                    container.mux(packet)
+        else:
+            raise SynthError(f"unknown WAV encoding {encoding!r}: expected 'pcm16' or 'mulaw'")
+        logger.debug("wrote %s: %s, %.2f s", path, encoding, self.duration)
+        return path
+
+
+# -- speech --------------------------------------------------------------------------------------------
+
+
+def speak(text: str, lang: str) -> np.ndarray:
+    """Speak ``text`` with the system TTS: 16 kHz float32 mono, trimmed to audible samples, peak 0.5.
+
+    Russian uses festival's ``msu_ru_nsh_clunits`` voice, English ``espeak-ng -v en``. Results are cached
+    per process by ``(text, lang)``; each call returns a fresh copy. Raises :class:`MissingToolError` when
+    the tool or voice is not installed and :class:`SynthError` when it fails or gives no audible sound.
+    """
+    if lang not in LANGUAGES:
+        raise SynthError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    if not isinstance(text, str) or not text.strip():
+        raise SynthError("nothing to speak: text is empty")
+    key = (text, lang)
+    cached = _cache.get(key)
+    if cached is None:
+        with tempfile.TemporaryDirectory(prefix="callbuffer-tts-") as tmp:
+            wav = Path(tmp) / "speech.wav"
+            if lang == "ru":
+                _festival(text, wav)
+            else:
+                _espeak(text, wav)
+            try:
+                x = decode_file(wav, sample_rate=SPEECH_RATE, mono=True).samples[0]
+            except AudioDecodeError as exc:
+                raise SynthError(f"{_tool_name(lang)} wrote no usable audio for {text!r}: {exc}") from exc
+        x = _trim(x)
+        if x.size == 0:
+            raise SynthError(f"{_tool_name(lang)} produced no audible speech for {text!r}")
+        cached = (PEAK * x / np.abs(x).max()).astype(np.float32)
+        cached.flags.writeable = False
+        _cache[key] = cached
+        logger.debug("spoke %r (%s): %.2f s", text, lang, cached.size / SPEECH_RATE)
+    return cached.copy()
+
+
+def _tool_name(lang: str) -> str:
+    return f"festival (voice {FESTIVAL_VOICE})" if lang == "ru" else "espeak-ng"
+
+
+def _festival(text: str, wav: Path) -> None:
+    if shutil.which("text2wave") is None:
+        raise MissingToolError(
+            "festival is not installed: text2wave not found on PATH (Debian packages festival and festvox-ru)"
+        )
+    done = _run(["text2wave", "-eval", f"(voice_{FESTIVAL_VOICE})", "-o", str(wav)], "festival", text)
+    stderr = done.stderr.decode(errors="replace")
+    if f"voice_{FESTIVAL_VOICE}" in stderr and "unbound variable" in stderr:
+        raise MissingToolError(
+            f"festival voice {FESTIVAL_VOICE} is not installed (Debian package festvox-ru)"
+        )
+    if done.returncode or not wav.is_file() or wav.stat().st_size <= 44:
+        raise SynthError(f"festival failed (exit {done.returncode}) on {text!r}: {stderr.strip()[-300:]}")
+
+
+def _espeak(text: str, wav: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        raise MissingToolError("espeak-ng is not installed: not found on PATH (Debian package espeak-ng)")
+    done = _run(["espeak-ng", "-v", ESPEAK_VOICE, "-w", str(wav), "--stdin"], "espeak-ng", text)
+    if done.returncode or not wav.is_file() or wav.stat().st_size <= 44:
+        stderr = done.stderr.decode(errors="replace").strip()
+        raise SynthError(f"espeak-ng failed (exit {done.returncode}) on {text!r}: {stderr[-300:]}")
+
+
+def _run(command: list[str], tool: str, stdin: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            command,
+            input=None if stdin is None else stdin.encode(),
+            capture_output=True,
+            timeout=_TOOL_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SynthError(f"{tool} did not finish within {_TOOL_TIMEOUT_S} s") from exc
+    except OSError as exc:
+        raise SynthError(f"{tool} could not be started: {exc}") from exc
+
+
+def _trim(x: np.ndarray, level: float = AUDIBLE) -> np.ndarray:
+    """``x`` from its first to its last sample louder than ``level``; empty when none is."""
+    loud = np.flatnonzero(np.abs(x) > level)
+    if loud.size == 0:
+        return x[:0]
+    return x[loud[0] : loud[-1] + 1]
+
+
+# -- the telephone line -------------------------------------------------------------------------------
+
+
+def telephone_band(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Band-limit mono float audio to 300-3400 Hz at 8 kHz with sox, as a telephone line delivers it.
+
+    Runs ``sox -D -R ... sinc 300-3400 rate 8k`` on 32-bit float temp files (no quantisation, no dither,
+    repeatable). Returns float32 at 8 kHz, ``round(n * 8000 / sample_rate)`` samples long. Raises
+    :class:`MissingToolError` when sox is not installed and :class:`SynthError` when it fails.
+    """
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 1:
+        raise SynthError(f"telephone_band expects mono audio shaped (n,), got {arr.shape}")
+    if sample_rate <= 2 * 3400:
+        raise SynthError(f"telephone_band needs a sample rate above 6800 Hz, got {sample_rate}")
+    if shutil.which("sox") is None:
+        raise MissingToolError("sox is not installed: not found on PATH (Debian package sox)")
+    if arr.size == 0:
+        return np.zeros(0, np.float32)
+    with tempfile.TemporaryDirectory(prefix="callbuffer-sox-") as tmp:
+        wide, narrow = Path(tmp) / "wide.f32", Path(tmp) / "narrow.f32"
+        arr.astype("<f4").tofile(wide)
+        raw = ["-t", "f32", "-c", "1"]
+        command = ["sox", "-D", "-R", *raw, "-r", str(sample_rate), str(wide), *raw, str(narrow)]
+        done = _run([*command, "sinc", "300-3400", "rate", "8k"], "sox")
+        if done.returncode or not narrow.is_file():
+            stderr = done.stderr.decode(errors="replace").strip()
+            raise SynthError(f"sox failed (exit {done.returncode}): {stderr[-300:]}")
+        return np.fromfile(narrow, dtype="<f4").astype(np.float32)
+
+
+# -- calls --------------------------------------------------------------------------------------------
+
+
+def build_call(
+    script: Sequence[ScriptTurn],
+    *,
+    sample_rate: int = 8000,
+    telephone: bool = True,
+    tail: float = 1.0,
+    lead: float = 0.5,
+    noise_dbfs: float | None = -60.0,
+    seed: int = 0,
+) -> SynthCall:
+    """Speak ``script`` into a stereo call: channel 0 the agent, channel 1 the customer.
+
+    Each turn is spoken (:func:`speak`), band-limited to a telephone line when ``telephone`` (then
+    resampled from 8 kHz if ``sample_rate`` differs), resampled to ``sample_rate`` otherwise, and trimmed
+    to its audible samples. The first turn starts after ``lead`` seconds; each later turn starts
+    ``pause_before`` seconds after the end of all earlier speech (negative: overtalk, overlapping it);
+    ``tail`` seconds follow the last speech. A speaker never overlaps their own earlier turn
+    (:class:`SynthError`). Seeded Gaussian noise at ``noise_dbfs`` (RMS re full scale; ``None`` for none)
+    is added to both channels so the call is never digital silence; the same script and seed give the
+    same samples. Turn times in :attr:`SynthCall.turns` are exact samples at ``sample_rate``.
+    """
+    turns = list(script)
+    if not turns:
+        raise SynthError("the script has no turns")
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, ScriptTurn):
+            raise SynthError(f"turn {i}: expected a ScriptTurn, got {type(turn).__name__}")
+    if sample_rate <= 0:
+        raise SynthError(f"sample_rate must be positive, got {sample_rate}")
+    for name, value in (("lead", lead), ("tail", tail)):
+        if not math.isfinite(value) or value < 0:
+            raise SynthError(f"{name} must be a non-negative number of seconds, got {value}")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        clips = list(pool.map(lambda turn: _render(turn, sample_rate, telephone), turns))
+
+    spans: list[tuple[int, int]] = []
+    speech_end = 0  # end of all speech so far, in samples
+    for i, (turn, clip) in enumerate(zip(turns, clips, strict=True)):
+        start = round(lead * sample_rate) if i == 0 else speech_end + round(turn.pause_before * sample_rate)
+        if start < 0:
+            raise SynthError(f"turn {i}: pause_before {turn.pause_before} s would start it before the call")
+        end = start + clip.size
+        for j in range(i):
+            if turns[j].speaker == turn.speaker and start < spans[j][1] and spans[j][0] < end:
+                raise SynthError(
+                    f"turn {i}: pause_before {turn.pause_before} s makes the {turn.speaker} overlap "
+                    f"their own turn {j}; only the other speaker can overtalk"
+                )
+        spans.append((start, end))
+        speech_end = max(speech_end, end)
+
+    n = speech_end + round(tail * sample_rate)
+    if noise_dbfs is None:
+        samples = np.zeros((2, n), np.float32)
+    else:
+        rng = np.random.default_rng(seed)
+        samples = (rng.standard_normal((2, n)) * 10 ** (noise_dbfs / 20)).astype(np.float32)
+    placed = []
+    for turn, clip, (start, end) in zip(turns, clips, spans, strict=True):
+        channel = SPEAKERS.index(turn.speaker)
+        samples[channel, start:end] += clip
+        placed.append(
+            PlacedTurn(
+                speaker=turn.speaker,
+                text=turn.text,
+                lang=turn.lang,
+                start=start / sample_rate,
+                end=end / sample_rate,
+                expect=turn.expect,
+            )
+        )
+    band = " (telephone band)" if telephone else ""
+    logger.info("built a %.1f s call of %d turns at %d Hz%s", n / sample_rate, len(turns), sample_rate, band)
+    return SynthCall(samples=samples, sample_rate=sample_rate, turns=placed)
+
+
+def _render(turn: ScriptTurn, sample_rate: int, telephone: bool) -> np.ndarray:
+    """One turn's speech at ``sample_rate``, through the telephone band if asked, trimmed to audible."""
+    x, rate = speak(turn.text, turn.lang), SPEECH_RATE
+    pad = np.zeros(round(_PAD_S * rate), np.float32)
+    x = np.concatenate([pad, x, pad])
+    if telephone:
+        x, rate = telephone_band(x, rate), TELEPHONE_RATE
+    if rate != sample_rate:
+        x = resample(x, rate, sample_rate)
+    x = _trim(x)
+    if x.size == 0:
+        raise SynthError(f"turn {turn.text!r} has no audible speech at {sample_rate} Hz")
+    return x.astype(np.float32, copy=False)
+
+
+# -- scripts -------------------------------------------------------------------------------------------
+
+
+def load_script(path: str | os.PathLike[str]) -> list[ScriptTurn]:
+    """Read a call script: a YAML (or ``.json``) list of ``{speaker, text, lang, pause_before?, expect?}``.
+
+    ``speaker`` is ``agent`` or ``customer``, ``lang`` ``ru`` or ``en``, ``pause_before`` seconds
+    (default 0.8), ``expect`` a list of alert category ids. An invalid file raises :class:`SynthError`
+    naming the file, the item index (0-based) and the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SynthError(f"{path}: cannot read the script: {exc}") from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise SynthError(f"{path}: not valid {kind}: {exc}") from exc
+    if not isinstance(data, list) or not data:
+        raise SynthError(f"{path}: a script is a non-empty list of turns")
+    turns = []
+    for i, item in enumerate(data):
+        if not isinstance(item, Mapping):
+            raise SynthError(f"{path}: item {i}: a turn is a mapping with speaker, text and lang")
+        unknown = sorted(str(key) for key in item if key not in _FIELDS)
+        if unknown:
+            raise SynthError(f"{path}: item {i}: unknown field(s) {', '.join(unknown)}")
+        values = {"pause_before": 0.8, "expect": [], **item}
+        if values["expect"] is None:
+            values["expect"] = []
+        problem = _turn_problem(values)
+        if problem:
+            raise SynthError(f"{path}: item {i}: {problem[0]}: {problem[1]}")
+        turns.append(
+            ScriptTurn(
+                speaker=values["speaker"],
+                text=values["text"],
+                lang=values["lang"],
+                pause_before=float(values["pause_before"]),
+                expect=tuple(values["expect"]),
+            )
+        )
+    logger.debug("loaded script %s: %d turns", path, len(turns))
+    return turns
+
+
+def _turn_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first invalid field of a turn as ``(field, what is wrong)``, or None when it is valid."""
+    for name in ("speaker", "text", "lang"):
+        if name not in values:
+            return name, "missing"
+    speaker, text, lang = values["speaker"], values["text"], values["lang"]
+    if speaker not in SPEAKERS:
+        return "speaker", f"unknown speaker {speaker!r} (expected agent or customer)"
+    if not isinstance(text, str) or not text.strip():
+        return "text", "empty text" if isinstance(text, str) or text is None else f"not a string: {text!r}"
+    if lang not in LANGUAGES:
+        return "lang", f"unknown language {lang!r} (expected ru or en)"
+    pause = values.get("pause_before", 0.8)
+    if isinstance(pause, bool) or not isinstance(pause, int | float) or not math.isfinite(pause):
+        return "pause_before", f"not a number of seconds: {pause!r}"
+    expect = values.get("expect", ())
+    if not isinstance(expect, list | tuple):
+        return "expect", f"a list of category ids, got {expect!r}"
+    for category in expect:
+        if not isinstance(category, str) or not _CATEGORY_ID.match(category):
+            return "expect", f"not a category id: {category!r}"
+    return None

@@ -1,0 +1,76 @@
+"""The FastAPI application: live-call WebSockets, telephony adapters, REST, and the UI pages.
+
+``create_app(settings)`` builds the app; the models load in its lifespan (before the first request), so a
+call that connects never waits for a model to load. Tests start it under a real uvicorn server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from server import api_calls, telephony
+from server.calls import CallRegistry
+from server.config import Settings
+from server.engine import LiveEngine
+
+logger = logging.getLogger(__name__)
+
+
+def static_dir() -> Path:
+    """The UI's static files, shipped inside the ``ui`` package."""
+    return Path(str(files("ui") / "static"))
+
+
+def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = None) -> FastAPI:
+    """The server app for `settings`; pass `engine` to share already-loaded models (tests, benchmarks)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        live = engine or LiveEngine.start(settings)
+        app.state.calls = CallRegistry(live)
+        try:
+            yield
+        finally:
+            await app.state.calls.shutdown()
+            if engine is None:
+                live.close()
+
+    app = FastAPI(
+        title="callbuffer",
+        summary="Live transcripts and buffer-response prompts for call-centre agents",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(api_calls.router)
+    app.include_router(telephony.router)
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/agent", include_in_schema=False)
+    async def agent_page() -> FileResponse:
+        return FileResponse(static_dir() / "agent.html")
+
+    @app.get("/healthz")
+    async def health(request: Request) -> dict[str, Any]:
+        """Liveness and load: live calls and the transcription queue."""
+        calls: CallRegistry = request.app.state.calls
+        stats = calls.engine.pool.stats()
+        return {
+            "status": "ok",
+            "live_calls": len(calls.live_ids()),
+            "workers": stats.workers,
+            "queued_turns": stats.queued_finals,
+            "overloaded": calls.engine.pool.overloaded,
+        }
+
+    return app

@@ -1,0 +1,276 @@
+"""One live call on the server: audio frames in, transcripts and alerts out to the call's listeners.
+
+The pure recogniser (:class:`models.streaming.CallRecognizer`) does the listening; this class only moves
+data: frames are decoded on the event loop (so a bad frame is answered at once), queued, and fed to the
+recogniser on a worker thread in arrival order. Each final turn is stored, classified with the active
+phrase pack, and its alerts stored, before the events go out, so what an agent saw is always in the store.
+Partial transcripts are previews: they run on the shared pool only when it has room and never hold up the
+next final.
+
+A disconnect mid-call flushes the turn in progress (its audio was received, so it is kept) and marks the
+call ``disconnected``; a client may reconnect with the same call id and go on, its times continuing after
+what was already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, Future
+from enum import StrEnum
+
+import numpy as np
+
+from audio.codecs import decode_frame
+from models.classifier import Detection, Speaker, Turn
+from models.streaming import CallRecognizer, PartialTurn, TranscriptEvent
+from models.transcriber import Segment
+from server.engine import LiveEngine
+from server.protocol import AlertMessage, EndMessage, OverloadMessage, StartMessage, TranscriptMessage
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[str, bool], Awaitable[None]]  # (event JSON, keep for replay)
+OVERLOAD_REPEAT_S = 5.0  # tell a call about overload at most this often
+_END = object()
+
+
+class CallState(StrEnum):
+    """Where a call session is in its life."""
+
+    STREAMING = "streaming"  # audio is being received
+    STOPPING = "stopping"  # stop received (or the line dropped); the last turns are being finished
+    ENDED = "ended"  # stopped normally, everything sent and stored
+    DISCONNECTED = "disconnected"  # the client went away; what was received is stored
+    FAILED = "failed"  # a server fault; what was finished before it is stored
+
+
+class SessionStateError(RuntimeError):
+    """An operation that the call's state does not allow (audio after stop, a second stop)."""
+
+
+class CallSession:
+    """The server side of one ``/v1/calls/{id}/stream`` connection (or a telephony adapter's call)."""
+
+    def __init__(
+        self,
+        call_id: str,
+        start: StartMessage,
+        engine: LiveEngine,
+        emit: Emit,
+        executor: Executor,
+        *,
+        time_offset: float = 0.0,
+    ) -> None:
+        self.call_id = call_id
+        self.start = start
+        self.state = CallState.STREAMING
+        self._engine = engine
+        self._emit = emit
+        self._executor = executor
+        self._offset = time_offset
+        self._language = start.language
+        self._recognizer = CallRecognizer(
+            self._transcribe,
+            start.roles,
+            language=start.language,
+            endpoint=engine.endpoint,
+            partial_every=engine.settings.partial_every,
+            inline_partials=False,
+        )
+        self._queue: asyncio.Queue[np.ndarray | object] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._last_final_end: dict[str, float] = {}
+        self._last_overload = -OVERLOAD_REPEAT_S
+        self._partials: set[Future[list[Segment]]] = set()
+        self.received_seconds = 0.0
+        self._task = asyncio.create_task(self._run(), name=f"call-{call_id}")
+
+    # -- what the socket calls ----------------------------------------------------------------------------
+
+    def feed(self, frame: bytes) -> None:
+        """One binary audio frame; raises audio.codecs.FrameError for a malformed one (the call goes on)."""
+        if self.state is not CallState.STREAMING:
+            raise SessionStateError(f"call {self.call_id} is {self.state}: no more audio is accepted")
+        audio = decode_frame(frame, encoding=self.start.encoding, channels=self.start.channels)
+        self.received_seconds += audio.shape[1] / self.start.sample_rate
+        self._queue.put_nowait(audio)
+
+    async def stop(self) -> None:
+        """Normal end: finish every open turn, store and send it, mark the call completed, send ``end``."""
+        await self._close(CallState.ENDED)
+
+    async def disconnect(self) -> None:
+        """The client went away: keep what was received (the open turn is finished), mark it disconnected."""
+        await self._close(CallState.DISCONNECTED)
+
+    async def fail(self) -> None:
+        """A server fault: stop recognising and mark the call failed; finished turns are already stored."""
+        self.state = CallState.FAILED
+        self._task.cancel()
+        await self._store(self._engine.store.end_call, self.call_id, "failed")
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    # -- the worker -------------------------------------------------------------------------------------
+
+    async def _close(self, final_state: CallState) -> None:
+        if self.state is not CallState.STREAMING:
+            raise SessionStateError(f"call {self.call_id} is already {self.state}")
+        self.state = CallState.STOPPING
+        self._queue.put_nowait(_END)
+        try:
+            await self._task
+        except Exception:
+            self.state = CallState.FAILED
+            await self._store(self._engine.store.end_call, self.call_id, "failed")
+            raise
+        status = "completed" if final_state is CallState.ENDED else "disconnected"
+        await self._store(self._engine.store.end_call, self.call_id, status)
+        self.state = final_state
+        if final_state is CallState.ENDED:
+            await self._emit(EndMessage().to_json(), False)
+
+    async def _run(self) -> None:
+        """Feed queued audio to the recogniser in order; several queued frames go in one push."""
+        rate = self.start.sample_rate
+        while True:
+            item = await self._queue.get()
+            chunks = [item]
+            while not self._queue.empty() and chunks[-1] is not _END:
+                chunks.append(self._queue.get_nowait())
+            ending = chunks[-1] is _END
+            audio = [c for c in chunks if c is not _END]
+            if audio:
+                events = await self._in_thread(self._recognizer.push, np.concatenate(audio, axis=1), rate)
+                await self._publish(events)
+                self._start_partials()
+            if ending:
+                await self._publish(await self._in_thread(self._recognizer.finish))
+                return
+
+    async def _in_thread(self, fn: Callable[..., list[TranscriptEvent]], *args: object) -> list:
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
+    async def _store(self, fn: Callable[..., object], *args: object) -> object:
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
+    def _transcribe(self, samples: np.ndarray, language: str | None, final: bool) -> list[Segment] | None:
+        """Finals wait for the shared pool (on this call's worker thread); partials are done elsewhere."""
+        pool = self._engine.pool
+        submitted = time.perf_counter()
+        future = pool.submit(self.call_id, samples, language)
+        if pool.overloaded:
+            self._loop.call_soon_threadsafe(self._overload)
+        segments = future.result()
+        logger.debug(
+            "call %s: %.2f s turn transcribed in %.2f s (queue included)",
+            self.call_id,
+            samples.size / 16000,
+            time.perf_counter() - submitted,
+        )
+        return segments
+
+    async def _publish(self, events: list[TranscriptEvent]) -> None:
+        """Finals: store, classify, store alerts (on a worker thread), then send. Partials: send."""
+        for event in events:
+            shifted = TranscriptMessage.from_event(event).model_copy(
+                update={"start": event.start + self._offset, "end": event.end + self._offset}
+            )
+            alerts = await self._store(self._record_final, shifted)
+            self._last_final_end[event.speaker] = event.end
+            await self._emit(shifted.to_json(), True)
+            for alert in alerts:
+                await self._emit(alert.to_json(), True)
+
+    def _record_final(self, turn: TranscriptMessage) -> list[AlertMessage]:
+        """Store the turn, judge it, store its alerts; runs on a worker thread."""
+        store = self._engine.store
+        turn_id = store.add_turn(self.call_id, turn.speaker, turn.text, turn.start, turn.end)
+        judged = self._engine.judge(Turn(turn.text, Speaker(turn.speaker), self._language))
+        alerts = []
+        for detection in judged.detections:
+            alert = self._alert(turn, detection, judged.pack_version)
+            store.add_alert(
+                self.call_id,
+                turn_id,
+                alert.category,
+                alert.kind,
+                alert.speaker,
+                alert.text,
+                alert.start,
+                alert.end,
+                alert.score,
+                alert.suggestions,
+                alert.pack_version,
+                title=alert.title,
+                span=alert.span,
+            )
+            alerts.append(alert)
+        return alerts
+
+    def _alert(self, turn: TranscriptMessage, detection: Detection, pack_version: int) -> AlertMessage:
+        category = self._engine.category(detection.category)
+        lang = self._language or _guess_language(turn.text)
+        return AlertMessage(
+            kind=detection.kind,
+            category=detection.category,
+            title=category.title_in(lang),
+            speaker=turn.speaker,
+            text=turn.text,
+            start=turn.start,
+            end=turn.end,
+            score=round(min(1.0, max(0.0, detection.score)), 3),
+            suggestions=category.suggestions(lang),
+            span=(detection.start, detection.end),
+            pack_version=pack_version,
+        )
+
+    # -- partial previews -------------------------------------------------------------------------------
+
+    def _start_partials(self) -> None:
+        """Hand due previews to the pool if it has room; their events are sent when they come back."""
+        for turn in self._recognizer.due_partials():
+            future = self._engine.pool.submit_partial(self.call_id, turn.utterance.samples, self._language)
+            if future is None:
+                continue
+            self._partials.add(future)
+            future.add_done_callback(
+                lambda f, t=turn: self._loop.call_soon_threadsafe(self._partial_done, f, t)
+            )
+
+    def _partial_done(self, future: Future[list[Segment]], turn: PartialTurn) -> None:
+        self._partials.discard(future)
+        if future.exception() is not None or self.state is not CallState.STREAMING:
+            return
+        event = self._recognizer.partial_event(turn, future.result())
+        if event is None or event.start < self._last_final_end.get(event.speaker, -1.0):
+            return  # the turn was finished while its preview ran: the final says it better
+        message = TranscriptMessage.from_event(event).model_copy(
+            update={"start": event.start + self._offset, "end": event.end + self._offset}
+        )
+        asyncio.ensure_future(self._emit(message.to_json(), False))
+
+    def _overload(self) -> None:
+        now = time.monotonic()
+        if now - self._last_overload < OVERLOAD_REPEAT_S:
+            return
+        self._last_overload = now
+        queued = self._engine.pool.queued()
+        message = OverloadMessage(
+            message=f"the server is behind: {queued} turns wait for transcription; prompts may be late",
+            queued=queued,
+        )
+        logger.warning("call %s: %s", self.call_id, message.message)
+        asyncio.ensure_future(self._emit(message.to_json(), False))
+
+
+def _guess_language(text: str) -> str:
+    """'ru' when the text is mostly Cyrillic, else 'en': for picking the suggestions' language."""
+    cyrillic = sum("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in text)
+    latin = sum("a" <= ch.lower() <= "z" for ch in text)
+    return "ru" if cyrillic >= latin else "en"

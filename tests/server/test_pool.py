@@ -1,0 +1,152 @@
+"""server.pool: the shared transcription pool's order, fairness, preview policy, overload and shutdown.
+
+The transcribe function here is a real function that blocks on events the test controls, so the order in
+which the pool runs jobs is observed exactly (no sleeps, no timing assertions).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+
+from models.transcriber import Segment
+from server.pool import PoolClosedError, TranscriptionPool
+
+
+class Gate:
+    """A transcribe function that records the job order and runs a job only when the test opens it."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.started = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+        self.lock = threading.Lock()
+
+    def __call__(self, samples: np.ndarray, language: str | None) -> list[Segment]:
+        with self.lock:
+            self.order.append(language or "")
+        self.started.release()
+        assert self.release.acquire(timeout=10), "the test never released the job"
+        return [Segment(0.0, 1.0, language or "", -0.1, 0.0)]
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.release.release()
+
+
+def _audio() -> np.ndarray:
+    return np.zeros(1600, np.float32)
+
+
+def _wait(futures: list[Future]) -> None:
+    for f in futures:
+        f.result(timeout=10)
+
+
+def test_round_robin_across_calls_so_a_busy_call_cannot_starve_others():
+    """Call A queues 4 turns before call B queues 1: B's turn runs second, not fifth."""
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=1, capacity=100)
+    try:
+        first = pool.submit("a", _audio(), "a0")
+        assert gate.started.acquire(timeout=10)  # the worker is busy with a0
+        futures = [pool.submit("a", _audio(), f"a{i}") for i in range(1, 4)]
+        futures.append(pool.submit("b", _audio(), "b0"))
+        gate.run(5)
+        _wait([first, *futures])
+        assert gate.order == ["a0", "a1", "b0", "a2", "a3"]
+    finally:
+        pool.close()
+
+
+def test_finals_go_before_partials_and_partials_are_declined_when_finals_wait():
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=1, capacity=100)
+    try:
+        busy = pool.submit("a", _audio(), "final-1")
+        assert gate.started.acquire(timeout=10)
+        waiting = pool.submit("b", _audio(), "final-2")
+        assert pool.submit_partial("c", _audio(), "partial") is None  # a final waits: no preview now
+        gate.run(2)
+        _wait([busy, waiting])
+        preview = pool.submit_partial("c", _audio(), "partial")
+        assert preview is not None
+        gate.run(1)
+        assert preview.result(timeout=10)[0].text == "partial"
+        assert gate.order == ["final-1", "final-2", "partial"]
+    finally:
+        pool.close()
+
+
+def test_a_worker_is_always_left_for_finals():
+    """With 2 workers only one preview runs at a time; a final submitted then starts at once."""
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=2, capacity=100)
+    try:
+        preview = pool.submit_partial("a", _audio(), "partial-a")
+        assert preview is not None and gate.started.acquire(timeout=10)
+        assert pool.submit_partial("b", _audio(), "partial-b") is None
+        final = pool.submit("b", _audio(), "final-b")
+        assert gate.started.acquire(timeout=10)  # runs beside the preview, not after it
+        gate.run(2)
+        _wait([preview, final])
+    finally:
+        pool.close()
+
+
+def test_overload_is_reported_when_finals_exceed_capacity_but_none_are_dropped():
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=1, capacity=2)
+    try:
+        futures = [pool.submit("a", _audio(), "x0")]
+        assert gate.started.acquire(timeout=10)
+        futures += [pool.submit(f"c{i}", _audio(), f"x{i}") for i in range(1, 4)]
+        assert pool.queued() == 3 and pool.overloaded
+        gate.run(4)
+        _wait(futures)
+        assert not pool.overloaded and pool.stats().done == 4
+    finally:
+        pool.close()
+
+
+def test_a_failing_transcription_reaches_the_caller_and_the_pool_goes_on():
+    calls = []
+
+    def flaky(samples: np.ndarray, language: str | None) -> list[Segment]:
+        calls.append(language)
+        if language == "bad":
+            raise RuntimeError("decoder failed")
+        return []
+
+    pool = TranscriptionPool(flaky, workers=1, capacity=4)
+    try:
+        with pytest.raises(RuntimeError, match="decoder failed"):
+            pool.submit("a", _audio(), "bad").result(timeout=10)
+        assert pool.submit("a", _audio(), "good").result(timeout=10) == []
+    finally:
+        pool.close()
+
+
+def test_close_fails_waiting_jobs_and_refuses_new_ones():
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=1, capacity=4)
+    running = pool.submit("a", _audio(), "running")
+    assert gate.started.acquire(timeout=10)
+    waiting = pool.submit("a", _audio(), "waiting")
+    closer = threading.Thread(target=pool.close)
+    closer.start()
+    with pytest.raises(PoolClosedError):
+        waiting.result(timeout=10)
+    gate.run(1)
+    closer.join(timeout=10)
+    assert running.result(timeout=10)[0].text == "running"
+    with pytest.raises(PoolClosedError):
+        pool.submit("a", _audio(), "late")
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError):
+        TranscriptionPool(lambda x, lang: [], workers=0, capacity=1)

@@ -293,6 +293,23 @@ class Endpointer:
             return None
         return self._make(self._utt_start, self._total)
 
+    def tentative(self, after_ms: int) -> Utterance | None:
+        """The turn as it will end if no more speech comes, once ``after_ms`` of silence followed it.
+
+        The returned utterance has exactly the samples :meth:`push` will return when the silence reaches
+        ``min_silence_ms``, so a caller may start transcribing it early and reuse the result. None while
+        speech goes on, before ``after_ms`` of silence, or for a turn too short to be kept.
+        """
+        if not self._in_speech or self._silence_start is None:
+            return None
+        end = self._last_speech_end + self._post_roll
+        silent = self._processed - self._last_speech_end
+        if silent < after_ms * (VAD_SAMPLE_RATE // 1000) or end > self._total:
+            return None
+        if self._last_speech_end - self._speech_start < self._min_speech:
+            return None
+        return self._make(self._utt_start, end)
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _check_open(self) -> None:

@@ -80,6 +80,7 @@ class CallRecognizer:
         self._partial_every = partial_every
         self._inline_partials = inline_partials
         self._last_partial = [0.0] * len(self.roles)
+        self._speculated: list[tuple[float, float] | None] = [None] * len(self.roles)
         self._finished = False
 
     def push(self, channels: np.ndarray, sample_rate: int) -> list[TranscriptEvent]:
@@ -114,6 +115,18 @@ class CallRecognizer:
         """The preview event for a due partial turn, or None when all Whisper heard was a hallucination."""
         events = self._event(turn.channel, turn.utterance, segments, final=False)
         return events[0] if events else None
+
+    def likely_finals(self, after_ms: int = 250) -> list[np.ndarray]:
+        """Audio of turns that will be final, unchanged, unless their speaker talks again: each handed out
+        once, after ``after_ms`` of silence. Transcribing them early (and answering the final's transcribe
+        call from that result) takes the recogniser's time off the silence the endpointer waits for."""
+        likely = []
+        for index, endpointer in enumerate(self._endpointers):
+            utterance = endpointer.tentative(after_ms)
+            if utterance is not None and self._speculated[index] != (utterance.start, utterance.end):
+                self._speculated[index] = (utterance.start, utterance.end)
+                likely.append(utterance.samples)
+        return likely
 
     def finish(self) -> list[TranscriptEvent]:
         """End of the call: every turn still open becomes final."""

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     endpoint_silence: float = Field(
         default=0.5, ge=0.1, le=5.0, description="seconds of silence that end a turn in live calls"
     )
+    early_after: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=5.0,
+        description="seconds of silence after which a probably-finished turn is transcribed ahead of its "
+        "end (0 or >= endpoint_silence: never)",
+    )
     partial_every: float = Field(default=1.0, ge=0.2, le=30.0, description="seconds between partials")
     max_calls: int = Field(default=64, ge=1, le=10000, description="live calls at once")
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from enum import StrEnum
+from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[str, bool], Awaitable[None]]  # (event JSON, keep for replay)
 OVERLOAD_REPEAT_S = 5.0  # tell a call about overload at most this often
 _END = object()
+T = TypeVar("T")
 
 
 class CallState(StrEnum):
@@ -84,7 +86,8 @@ class CallSession:
         self._loop = asyncio.get_running_loop()
         self._last_final_end: dict[str, float] = {}
         self._last_overload = -OVERLOAD_REPEAT_S
-        self._partials: set[Future[list[Segment]]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # previews and overload notices being sent
+        self._early: dict[tuple[int, int], Future[list[Segment]]] = {}  # likely finals, by audio digest
         self.received_seconds = 0.0
         self._task = asyncio.create_task(self._run(), name=f"call-{call_id}")
 
@@ -110,7 +113,7 @@ class CallSession:
         """A server fault: stop recognising and mark the call failed; finished turns are already stored."""
         self.state = CallState.FAILED
         self._task.cancel()
-        await self._store(self._engine.store.end_call, self.call_id, "failed")
+        await self._in_thread(self._engine.store.end_call, self.call_id, "failed")
 
     @property
     def done(self) -> bool:
@@ -127,10 +130,10 @@ class CallSession:
             await self._task
         except Exception:
             self.state = CallState.FAILED
-            await self._store(self._engine.store.end_call, self.call_id, "failed")
+            await self._in_thread(self._engine.store.end_call, self.call_id, "failed")
             raise
         status = "completed" if final_state is CallState.ENDED else "disconnected"
-        await self._store(self._engine.store.end_call, self.call_id, status)
+        await self._in_thread(self._engine.store.end_call, self.call_id, status)
         self.state = final_state
         if final_state is CallState.ENDED:
             await self._emit(EndMessage().to_json(), False)
@@ -148,30 +151,41 @@ class CallSession:
             if audio:
                 events = await self._in_thread(self._recognizer.push, np.concatenate(audio, axis=1), rate)
                 await self._publish(events)
+                self._start_early()
                 self._start_partials()
             if ending:
                 await self._publish(await self._in_thread(self._recognizer.finish))
                 return
 
-    async def _in_thread(self, fn: Callable[..., list[TranscriptEvent]], *args: object) -> list:
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking work (recognition, the store) on the calls' thread pool."""
         return await self._loop.run_in_executor(self._executor, fn, *args)
 
-    async def _store(self, fn: Callable[..., object], *args: object) -> object:
-        return await self._loop.run_in_executor(self._executor, fn, *args)
+    def _send_later(self, event: str) -> None:
+        """Send an event from a callback (not a coroutine), keeping the task referenced until it is done."""
+        task = asyncio.ensure_future(self._emit(event, False))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _transcribe(self, samples: np.ndarray, language: str | None, final: bool) -> list[Segment] | None:
-        """Finals wait for the shared pool (on this call's worker thread); partials are done elsewhere."""
+        """Finals wait for the shared pool (on this call's worker thread), unless the same audio was sent
+        early as a likely final; partials are done elsewhere."""
         pool = self._engine.pool
         submitted = time.perf_counter()
-        future = pool.submit(self.call_id, samples, language)
+        future = self._early.pop(_digest(samples), None)
+        self._early.clear()  # older likely finals were not final after all
+        if future is None:
+            future = pool.submit(self.call_id, samples, language)
         if pool.overloaded:
             self._loop.call_soon_threadsafe(self._overload)
+        early = future.running() or future.done()
         segments = future.result()
         logger.debug(
-            "call %s: %.2f s turn transcribed in %.2f s (queue included)",
+            "call %s: %.2f s turn transcribed in %.2f s more (queue included; started early: %s)",
             self.call_id,
             samples.size / 16000,
             time.perf_counter() - submitted,
+            early,
         )
         return segments
 
@@ -181,7 +195,7 @@ class CallSession:
             shifted = TranscriptMessage.from_event(event).model_copy(
                 update={"start": event.start + self._offset, "end": event.end + self._offset}
             )
-            alerts = await self._store(self._record_final, shifted)
+            alerts = await self._in_thread(self._record_final, shifted)
             self._last_final_end[event.speaker] = event.end
             await self._emit(shifted.to_json(), True)
             for alert in alerts:
@@ -230,6 +244,17 @@ class CallSession:
             pack_version=pack_version,
         )
 
+    def _start_early(self) -> None:
+        """Send turns that have just gone quiet to the pool now: if the silence lasts, the final's text is
+        ready when the endpointer declares it. Skipped when the pool has finals waiting (no spare time)."""
+        settings = self._engine.settings
+        if not 0 < settings.early_after < settings.endpoint_silence:
+            return
+        pool = self._engine.pool
+        for samples in self._recognizer.likely_finals(int(settings.early_after * 1000)):
+            if pool.queued() == 0:
+                self._early[_digest(samples)] = pool.submit(self.call_id, samples, self._language)
+
     # -- partial previews -------------------------------------------------------------------------------
 
     def _start_partials(self) -> None:
@@ -238,13 +263,11 @@ class CallSession:
             future = self._engine.pool.submit_partial(self.call_id, turn.utterance.samples, self._language)
             if future is None:
                 continue
-            self._partials.add(future)
             future.add_done_callback(
                 lambda f, t=turn: self._loop.call_soon_threadsafe(self._partial_done, f, t)
             )
 
     def _partial_done(self, future: Future[list[Segment]], turn: PartialTurn) -> None:
-        self._partials.discard(future)
         if future.exception() is not None or self.state is not CallState.STREAMING:
             return
         event = self._recognizer.partial_event(turn, future.result())
@@ -253,7 +276,7 @@ class CallSession:
         message = TranscriptMessage.from_event(event).model_copy(
             update={"start": event.start + self._offset, "end": event.end + self._offset}
         )
-        asyncio.ensure_future(self._emit(message.to_json(), False))
+        self._send_later(message.to_json())
 
     def _overload(self) -> None:
         now = time.monotonic()
@@ -266,7 +289,12 @@ class CallSession:
             queued=queued,
         )
         logger.warning("call %s: %s", self.call_id, message.message)
-        asyncio.ensure_future(self._emit(message.to_json(), False))
+        self._send_later(message.to_json())
+
+
+def _digest(samples: np.ndarray) -> tuple[int, int]:
+    """Identifies a turn's audio: the final's samples are exactly those of its earlier likely final."""
+    return samples.size, hash(samples.tobytes())
 
 
 def _guess_language(text: str) -> str:

@@ -130,3 +130,13 @@ def test_health_and_call_list(live_server):
     call = httpx.get(f"{live_server.url}/v1/calls/listed").json()
     assert call["status"] == "completed" and call["roles"] == ["agent", "customer"]
     assert httpx.get(f"{live_server.url}/v1/calls/nope").status_code == 404
+
+
+def test_server_shutdown_keeps_live_calls_as_disconnected(live_server):
+    """The server stops while a call streams: the call is kept, marked disconnected (resumable)."""
+    with connect(f"{live_server.ws}/v1/calls/at-shutdown/stream") as ws:
+        ws.send(json.dumps(START))
+        ws.send(_silence(0.2))
+        live_server.stop()
+        _events(ws)
+    assert live_server.engine.store.get_call("at-shutdown").status == "disconnected"

@@ -17,7 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from server import api_calls, telephony
+from server import api_audits, api_calls, telephony
+from server.audit_jobs import AuditFn, AuditRunner, audit_function
+from server.audit_store import AuditStore
 from server.calls import CallRegistry
 from server.config import Settings
 from server.engine import LiveEngine
@@ -30,18 +32,28 @@ def static_dir() -> Path:
     return Path(str(files("ui") / "static"))
 
 
-def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = None) -> FastAPI:
-    """The server app for `settings`; pass `engine` to share already-loaded models (tests, benchmarks)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: LiveEngine | None = None,
+    audit: AuditFn | None = None,
+) -> FastAPI:
+    """The server app for `settings`; pass `engine` (and `audit`) to share already-loaded models."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live = engine or LiveEngine.start(settings)
         app.state.calls = CallRegistry(live)
+        app.state.audits = AuditStore(settings.db_path)
+        run_audit, expected = audit_function(settings, live) if audit is None else (audit, ())
+        app.state.audit_runner = AuditRunner(app.state.audits, run_audit, expected)
         try:
             yield
         finally:
             await app.state.calls.shutdown()
+            app.state.audit_runner.close()
+            app.state.audits.close()
             if engine is None:
                 live.close()
 
@@ -53,12 +65,17 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
     )
     app.include_router(api_calls.router)
     app.include_router(telephony.router)
+    app.include_router(api_audits.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     @app.get("/", include_in_schema=False)
     @app.get("/agent", include_in_schema=False)
     async def agent_page() -> FileResponse:
         return FileResponse(static_dir() / "agent.html")
+
+    @app.get("/review", include_in_schema=False)
+    async def review_page() -> FileResponse:
+        return FileResponse(static_dir() / "review.html")
 
     @app.get("/healthz")
     async def health(request: Request) -> dict[str, Any]:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     )
     partial_every: float = Field(default=1.0, ge=0.2, le=30.0, description="seconds between partials")
     max_calls: int = Field(default=64, ge=1, le=10000, description="live calls at once")
+    max_upload_mb: int = Field(
+        default=200, ge=1, le=10000, description="largest recording accepted for audit"
+    )
 
     @field_validator("pack")
     @classmethod

@@ -107,6 +107,11 @@ class LiveEngine:
     def category(self, category_id: str) -> Category:
         return self._classifier.category(category_id)
 
+    @property
+    def classifier(self) -> PhraseClassifier:
+        """The classifier of the active pack (for audits; live turns go through :meth:`judge`)."""
+        return self._classifier
+
     def use_classifier(self, classifier: PhraseClassifier) -> None:
         """Judge turns from now on with `classifier` (a newly published pack)."""
         with self._classify_lock:

@@ -197,23 +197,38 @@ class LiveServer:
         self._thread.join(timeout=60)
 
 
-@pytest.fixture
-def live_server(shared_models, cache_dir: Path, tmp_path: Path):
-    """A fresh server (own SQLite store under tmp_path) sharing the session's models."""
+def _serve(shared_models, cache_dir: Path, data_dir: Path):
+    """Start a server with its own store in `data_dir`, sharing the session's models."""
     from server.app import create_app
     from server.config import Settings
     from server.engine import LiveEngine
     from server.store import Store
 
     pool, classifier, endpoint = shared_models
-    settings = Settings(cache_dir=cache_dir, data_dir=tmp_path / "data")
+    settings = Settings(cache_dir=cache_dir, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True)
     engine = LiveEngine(settings, Store(settings.db_path), pool, classifier, endpoint)
     server = LiveServer(create_app(settings, engine=engine), engine, settings)
     server.wait_started()
+    return server
+
+
+@pytest.fixture
+def live_server(shared_models, cache_dir: Path, tmp_path: Path):
+    """A fresh server (own SQLite store under tmp_path) sharing the session's models."""
+    server = _serve(shared_models, cache_dir, tmp_path / "data")
     yield server
     server.stop()
-    engine.store.close()
+    server.engine.store.close()
+
+
+@pytest.fixture(scope="module")
+def module_server(shared_models, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One server for a whole test module, for tests that share expensive state (an audited upload)."""
+    server = _serve(shared_models, cache_dir, tmp_path_factory.mktemp("server") / "data")
+    yield server
+    server.stop()
+    server.engine.store.close()
 
 
 # -- synthetic test calls -----------------------------------------------------------------------------

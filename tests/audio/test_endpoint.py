@@ -319,3 +319,22 @@ def test_flush_on_a_window_boundary_still_returns_the_open_turn(call: Call) -> N
     assert len(last) == 1
     assert last[0].start == pytest.approx(start, abs=TOLERANCE_S)
     assert last[0].end == pytest.approx(stop / 16000, abs=0.05)
+
+
+def test_tentative_end_has_exactly_the_final_samples(call: Call) -> None:
+    """After 200 ms of silence the endpointer offers the turn as it will end; every final utterance of the
+    call was offered earlier with identical samples (so a transcription started early can be reused),
+    and nothing is offered while speech goes on."""
+    endpointer = Endpointer(EndpointConfig(min_silence_ms=500))
+    offered: dict[tuple[float, float], np.ndarray] = {}
+    finals: list[Utterance] = []
+    for i in range(0, call.pcm.size, 160):
+        finals += endpointer.push(call.pcm[i : i + 160], RATE)
+        tentative = endpointer.tentative(200)
+        if tentative is not None:
+            offered[(tentative.start, tentative.end)] = tentative.samples
+            assert endpointer.pending() is not None  # the turn is still open
+    finals += endpointer.flush()
+    assert len(finals) == len(call.bounds)
+    for final in finals[:-1]:  # the last one may end by flush, before 200 ms of silence
+        assert np.array_equal(offered[(final.start, final.end)], final.samples)

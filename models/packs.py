@@ -10,7 +10,7 @@ trainer must be able to find and fix the line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -198,14 +198,31 @@ def parse_pack(text: str, *, source: str = "<pack>") -> PhrasePack:
     try:
         return PhrasePack.model_validate(data)
     except ValidationError as exc:
-        raise PackError(_describe(exc, data, source)) from exc
+        raise PackError(_describe(exc, data, source, yaml.compose(text))) from exc
 
 
-def _describe(exc: ValidationError, data: dict[str, Any], source: str) -> str:
-    """Turn pydantic's locations into 'file: category X: field: message' lines."""
+def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+    """The YAML line (1-based) of the value at pydantic location `loc`, or of its nearest parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _describe(exc: ValidationError, data: dict[str, Any], source: str, root: yaml.Node | None) -> str:
+    """Turn pydantic's locations into 'file: line N: category X: field: message' lines."""
     lines = []
     for err in exc.errors():
         loc = list(err["loc"])
+        line = _line_of(root, loc)
         where = ""
         if len(loc) >= 2 and loc[0] == "categories" and isinstance(loc[1], int):
             cats = data.get("categories") or []
@@ -215,7 +232,8 @@ def _describe(exc: ValidationError, data: dict[str, Any], source: str) -> str:
             loc = loc[2:]
         field = ".".join(str(p) for p in loc)
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {where}{field + ': ' if field else ''}{msg}")
+        at = f"line {line}: " if line is not None else ""
+        lines.append(f"{source}: {at}{where}{field + ': ' if field else ''}{msg}")
     return "\n".join(lines)
 
 

@@ -264,10 +264,10 @@ def load_whisper(
 ) -> faster_whisper.WhisperModel:
     """Load (once per process) the WhisperModel for ``spec`` with the given CTranslate2 settings.
 
-        One instance is kept per distinct resolved model and settings; concurrent callers asking for the
-        same one wait for a single load. ``cpu_threads=0`` lets CTranslate2 choose; ``num_workers`` is how many
-    threads may run the one model at the same time (each with ``cpu_threads``). Raises
-        :class:`ModelUnavailableError` if the model cannot be resolved, downloaded or loaded.
+    One instance is kept per distinct resolved model and settings; concurrent callers asking for the
+    same one wait for a single load. ``cpu_threads=0`` lets CTranslate2 choose; ``num_workers`` is how
+    many threads may run the one model at the same time (each with ``cpu_threads``). Raises
+    :class:`ModelUnavailableError` if the model cannot be resolved, downloaded or loaded.
     """
     resolved = resolve_whisper_model(spec, cache_dir)
     key: _ModelKey = (str(resolved), device, compute_type, cpu_threads, num_workers)

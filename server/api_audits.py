@@ -7,7 +7,6 @@ moment) with a per-file size limit; the audit itself runs on the background :cla
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from pathlib import Path
@@ -212,19 +211,6 @@ async def export_flags(
 ) -> PlainTextResponse:
     """Reviewed flags as JSON lines in the evaluation format (``text, lang, speaker, labels``): a confirmed
     flag is a labelled example of its category, a dismissed one a turn that must not raise it (labels
-    empty, ``dismissed`` names the category) — what trainers turn into counter-examples."""
-    flags = await asyncio.to_thread(_store(request).reviewed_flags, status)
-    lines = []
-    for f in flags:
-        row: dict[str, Any] = {
-            "id": f"flag-{f.id}",
-            "text": f.text,
-            "lang": f.lang,
-            "speaker": f.speaker,
-            "labels": [f.category] if f.status == "confirmed" else [],
-        }
-        if f.status == "dismissed":
-            row["dismissed"] = f.category
-        row.update({"source": f.call_id, "note": f.note})
-        lines.append(json.dumps(row, ensure_ascii=False))
+    empty, ``dismissed`` names the category): what trainers turn into counter-examples."""
+    lines = await asyncio.to_thread(_store(request).flag_rows, status)
     return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""), media_type="application/x-ndjson")

@@ -6,6 +6,7 @@ call that connects never waits for a model to load. Tests start it under a real 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,12 +18,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from server import api_audits, api_calls, telephony
+from server import api_audits, api_calls, api_packs, telephony
 from server.audit_jobs import AuditFn, AuditRunner, audit_function
 from server.audit_store import AuditStore
 from server.calls import CallRegistry
 from server.config import Settings
 from server.engine import LiveEngine
+from server.pack_store import PackStore
+from server.packs_service import PackService
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live = engine or LiveEngine.start(settings)
         app.state.calls = CallRegistry(live)
+        pack_store = PackStore(settings.db_path, seed=live.classifier.pack)
+        app.state.packs = PackService(pack_store, live, settings.cache_dir)
+        await asyncio.to_thread(app.state.packs.activate_stored)
         app.state.audits = AuditStore(settings.db_path)
         run_audit, expected = audit_function(settings, live) if audit is None else (audit, ())
         app.state.audit_runner = AuditRunner(app.state.audits, run_audit, expected)
@@ -54,6 +60,7 @@ def create_app(
             await app.state.calls.shutdown()
             app.state.audit_runner.close()
             app.state.audits.close()
+            pack_store.close()
             if engine is None:
                 live.close()
 
@@ -66,6 +73,7 @@ def create_app(
     app.include_router(api_calls.router)
     app.include_router(telephony.router)
     app.include_router(api_audits.router)
+    app.include_router(api_packs.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -295,6 +295,10 @@ class AuditStore:
                 raise UnknownAuditError(f"unknown flag {flag_id}")
         return _flag(self._read("SELECT * FROM flags WHERE id = ?", (flag_id,))[0])
 
+    def flag_rows(self, status: FlagStatus | None = None) -> list[str]:
+        """Reviewed flags as JSON lines of the evaluation format (see :func:`flag_row`)."""
+        return [json.dumps(flag_row(f), ensure_ascii=False) for f in self.reviewed_flags(status)]
+
     def reviewed_flags(self, status: FlagStatus | None = None) -> list[Flag]:
         """Confirmed and dismissed flags (or one of the two), oldest review first, for trainers."""
         if status is None:
@@ -302,6 +306,23 @@ class AuditStore:
         else:
             rows = self._read("SELECT * FROM flags WHERE status = ? ORDER BY reviewed_at, id", (status,))
         return [_flag(r) for r in rows]
+
+
+def flag_row(flag: Flag) -> dict[str, Any]:
+    """A reviewed flag as a row of the shared evaluation format: a confirmed flag is an example of its
+    category, a dismissed one a turn that must not raise it (no labels; ``dismissed`` names the category),
+    which is what trainers turn into counter-examples."""
+    row: dict[str, Any] = {
+        "id": f"flag-{flag.id}",
+        "text": flag.text,
+        "lang": flag.lang,
+        "speaker": flag.speaker,
+        "labels": [flag.category] if flag.status == "confirmed" else [],
+    }
+    if flag.status == "dismissed":
+        row["dismissed"] = flag.category
+    row.update({"source": flag.call_id, "note": flag.note})
+    return row
 
 
 def _call(row: sqlite3.Row) -> AuditedCall:

@@ -177,3 +177,27 @@ def test_suggestions_prefer_the_turn_language(tmp_path: Path):
     assert cat.suggestions("ru") == ["Let me sort this out.", "I'll own it.", "One"]  # no ru: fall back
     assert cat.suggestions("en", limit=2) == ["Let me sort this out.", "I'll own it."]
     assert cat.title_in("en") == "Отказ"
+
+
+def test_validation_errors_name_the_line_of_the_field():
+    from models.packs import PackError, parse_pack
+
+    text = (
+        "name: x\n"
+        "categories:\n"
+        "- id: a_b\n"
+        "  kind: forbidden\n"
+        "  speaker: agent\n"
+        "  title: {en: A}\n"
+        "  examples: {en: [hi]}\n"
+        "- id: c_d\n"
+        "  kind: rude\n"
+        "  speaker: agent\n"
+        "  title: {en: C}\n"
+        "  examples: {en: [yo]}\n"
+    )
+    with pytest.raises(PackError) as caught:
+        parse_pack(text, source="team.yaml")
+    message = str(caught.value)
+    assert "team.yaml: line 3: category a_b: responses" in message or "line 3" in message
+    assert "team.yaml: line 9: category c_d: kind:" in message

@@ -45,11 +45,7 @@ def registry_of(connection: WebSocket | Request) -> CallRegistry:
 @router.websocket("/v1/calls/{call_id}/stream")
 async def stream(ws: WebSocket, call_id: str) -> None:
     """``start`` text frame, binary audio frames, ``stop``; events come back on the same socket."""
-    await ws.accept()
-    try:
-        validate_call_id(call_id)
-    except ProtocolError as exc:
-        await _refuse(ws, str(exc), CloseCode.POLICY)
+    if not await _accept(ws, call_id):
         return
     try:
         start = await _read_start(ws)
@@ -129,6 +125,17 @@ async def send_events(ws: WebSocket, listener: Listener) -> None:
             await ws.close(CloseCode.POLICY, reason="too far behind; reconnect to be replayed")
 
 
+async def _accept(ws: WebSocket, call_id: str) -> bool:
+    """Accept the socket; False (and closed with 1008) if the call id in its URL is not valid."""
+    await ws.accept()
+    try:
+        validate_call_id(call_id)
+    except ProtocolError as exc:
+        await _refuse(ws, str(exc), CloseCode.POLICY)
+        return False
+    return True
+
+
 async def _refuse(ws: WebSocket, message: str, code: CloseCode) -> None:
     logger.info("refused a stream: %s", message)
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
@@ -145,11 +152,7 @@ async def events(ws: WebSocket, call_id: str) -> None:
 
     A sidebar may join before the call starts (it waits), during it, or after it (replay, then ``end``).
     """
-    await ws.accept()
-    try:
-        validate_call_id(call_id)
-    except ProtocolError as exc:
-        await _refuse(ws, str(exc), CloseCode.POLICY)
+    if not await _accept(ws, call_id):
         return
     registry = registry_of(ws)
     if registry.hub.is_live(call_id):

@@ -85,6 +85,10 @@ def create_app(
     async def review_page() -> FileResponse:
         return FileResponse(static_dir() / "review.html")
 
+    @app.get("/trainer", include_in_schema=False)
+    async def trainer_page() -> FileResponse:
+        return FileResponse(static_dir() / "trainer.html")
+
     @app.get("/healthz")
     async def health(request: Request) -> dict[str, Any]:
         """Liveness and load: live calls and the transcription queue."""

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
+
+from server.sqlite import DatabaseError, SQLiteFile
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +66,7 @@ CREATE INDEX IF NOT EXISTS flags_call ON flags (call_id, start_sec);
 """
 
 
-class AuditStoreError(RuntimeError):
+class AuditStoreError(DatabaseError):
     """A request the audit store cannot satisfy; UnknownAuditError when the id does not exist."""
 
 
@@ -117,37 +115,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-class AuditStore:
-    """Thread-safe access to the audit tables of one SQLite file."""
+class AuditStore(SQLiteFile):
+    """Thread-safe access to the audit tables of the server's SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)  # its own transaction: executescript commits first
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+    schema = _SCHEMA
+    error = AuditStoreError
 
     # -- jobs and calls -----------------------------------------------------------------------------------
 

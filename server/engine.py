@@ -74,25 +74,12 @@ class LiveEngine:
     @classmethod
     def start(cls, settings: Settings) -> LiveEngine:
         """Load the models and open the store (seconds on first start; the caches make later ones fast)."""
-        from models.transcriber import Transcriber
-        from models.whisper_model import load_whisper
-
         started = time.perf_counter()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        model = load_whisper(
-            settings.whisper_model,
-            cpu_threads=1,
-            num_workers=settings.workers,
-            cache_dir=settings.cache_dir,
+        pool = transcription_pool(settings)
+        engine = cls(
+            settings, Store(settings.db_path), pool, build_classifier(settings), endpoint_config(settings)
         )
-        transcriber = Transcriber(model, window=settings.whisper_window)
-        pool = TranscriptionPool(
-            lambda samples, lang: transcriber.transcribe(samples, language=lang),
-            workers=settings.workers,
-            capacity=settings.queue_capacity,
-        )
-        endpoint = EndpointConfig(min_silence_ms=int(settings.endpoint_silence * 1000))
-        engine = cls(settings, Store(settings.db_path), pool, build_classifier(settings), endpoint)
         logger.info("live engine ready in %.1f s (%d workers)", time.perf_counter() - started, pool.workers)
         return engine
 
@@ -120,3 +107,25 @@ class LiveEngine:
     def close(self) -> None:
         self.pool.close()
         self.store.close()
+
+
+def transcription_pool(settings: Settings) -> TranscriptionPool:
+    """The pool every live call's turns go through: one Whisper model, `workers` threads of one core each,
+    each turn in the short encoder window."""
+    from models.transcriber import Transcriber
+    from models.whisper_model import load_whisper
+
+    model = load_whisper(
+        settings.whisper_model, cpu_threads=1, num_workers=settings.workers, cache_dir=settings.cache_dir
+    )
+    transcriber = Transcriber(model, window=settings.whisper_window)
+    return TranscriptionPool(
+        lambda samples, lang: transcriber.transcribe(samples, language=lang),
+        workers=settings.workers,
+        capacity=settings.queue_capacity,
+    )
+
+
+def endpoint_config(settings: Settings) -> EndpointConfig:
+    """Endpointing of live turns: the defaults tuned for 8 kHz telephone speech, the configured silence."""
+    return EndpointConfig(min_silence_ms=int(settings.endpoint_silence * 1000))

@@ -11,15 +11,12 @@ On first use the store is seeded with the default pack as version 1, active.
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from models.packs import PhrasePack, dump_pack, load_pack, parse_pack
+from server.sqlite import DatabaseError, SQLiteFile
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +39,7 @@ CREATE TABLE IF NOT EXISTS active_pack (
 """
 
 
-class PackStoreError(RuntimeError):
+class PackStoreError(DatabaseError):
     """A pack operation that cannot be done; UnknownPackError when the pack or version does not exist."""
 
 
@@ -67,39 +64,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class PackStore:
+class PackStore(SQLiteFile):
     """Versions of phrase packs in the server's SQLite file (thread-safe)."""
 
+    schema = _SCHEMA
+    error = PackStoreError
+
     def __init__(self, path: str | Path, *, seed: PhrasePack | None = None) -> None:
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(Path(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+        super().__init__(path)
         if self.active() is None:
             pack = seed or load_pack()
             self.save(pack, note="seeded with the bundled default pack", new=True)
             self.publish(pack.name, 1)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
 
     # -- versions -----------------------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ class CallSession:
         self._early: dict[tuple[int, int], Future[list[Segment]]] = {}  # likely finals, by audio digest
         self.received_seconds = 0.0
         self._task = asyncio.create_task(self._run(), name=f"call-{call_id}")
+        self._task.add_done_callback(self._worker_ended)
 
     # -- what the socket calls ----------------------------------------------------------------------------
 
@@ -97,6 +98,8 @@ class CallSession:
         """One binary audio frame; raises audio.codecs.FrameError for a malformed one (the call goes on)."""
         if self.state is not CallState.STREAMING:
             raise SessionStateError(f"call {self.call_id} is {self.state}: no more audio is accepted")
+        if self._task.done():  # the worker died (a fault, logged): do not pile up audio nobody reads
+            raise SessionStateError(f"call {self.call_id} cannot go on: recognition failed")
         audio = decode_frame(frame, encoding=self.start.encoding, channels=self.start.channels)
         self.received_seconds += audio.shape[1] / self.start.sample_rate
         self._queue.put_nowait(audio)
@@ -120,6 +123,10 @@ class CallSession:
         return self._task.done()
 
     # -- the worker -------------------------------------------------------------------------------------
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("call %s: recognition failed", self.call_id, exc_info=task.exception())
 
     async def _close(self, final_state: CallState) -> None:
         if self.state is not CallState.STREAMING:

@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal, get_args
+
+from server.sqlite import DatabaseError, SQLiteFile
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ CREATE INDEX IF NOT EXISTS alerts_call_start ON alerts (call_id, start_sec);
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(DatabaseError):
     """The store refused an operation or could not complete it; the message names the call."""
 
 
@@ -150,39 +149,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Store:
+class Store(SQLiteFile):
     """Calls, turns and alerts in one SQLite file; safe to share between threads; close() when done."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
-        """Open (creating if needed) the database at `path`, its parent directory and its schema."""
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        try:
-            # isolation_level=None: no implicit transactions; each write below is one explicit transaction.
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                logger.warning("SQLite store %s is in %s mode, not WAL", self.path, mode)
-            # In WAL mode NORMAL keeps every commit across a process crash; a power cut may lose the last few.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._init_schema()
-        except sqlite3.Error as exc:
-            self.close()
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
-        logger.info("opened store %s", self.path)
+    schema = _SCHEMA
+    error = StoreError
 
     def _init_schema(self) -> None:
         """Create missing tables and record the schema version; refuse a file from a newer callbuffer."""
+        super()._init_schema()
         with self._write() as conn:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             if row[0] is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -191,56 +167,6 @@ class Store:
                     f"store {self.path} has schema version {row[0]}; this callbuffer supports up to "
                     f"{SCHEMA_VERSION}"
                 )
-
-    # -- connection handling -------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection; committed data is already on disk. Safe to call twice."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"store {self.path} is closed")
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed on exit (rolled back on error), holding the lock throughout.
-
-        ``BEGIN IMMEDIATE`` takes SQLite's write lock at once, so a busy file makes us wait (up to the busy
-        timeout) instead of failing half-way when a read would have to be upgraded to a write.
-        """
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"store {self.path}: cannot start a write: {exc}") from exc
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"store {self.path}: write failed: {exc}") from exc
-                raise
-
-    def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return self._connection().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"store {self.path}: read failed: {exc}") from exc
 
     @staticmethod
     def _active_call(conn: sqlite3.Connection, call_id: str, what: str) -> None:

@@ -76,21 +76,12 @@ def telephone():
 def shared_models(cache_dir: Path, classifier):
     """The live engine's heavy parts, built once: the transcription pool (real bundled Whisper), the
     classifier of the default pack, and the endpoint settings. Each test's server gets its own store."""
-    from audio.endpoint import EndpointConfig
-    from models.transcriber import Transcriber
-    from models.whisper_model import load_whisper
     from server.config import Settings
-    from server.pool import TranscriptionPool
+    from server.engine import endpoint_config, transcription_pool
 
     settings = Settings(cache_dir=cache_dir)
-    model = load_whisper("bundled", cpu_threads=1, num_workers=settings.workers, cache_dir=cache_dir)
-    transcriber = Transcriber(model, window=settings.whisper_window)
-    pool = TranscriptionPool(
-        lambda x, lang: transcriber.transcribe(x, language=lang),
-        workers=settings.workers,
-        capacity=settings.queue_capacity,
-    )
-    endpoint = EndpointConfig(min_silence_ms=int(settings.endpoint_silence * 1000))
+    pool = transcription_pool(settings)
+    endpoint = endpoint_config(settings)
     yield pool, classifier, endpoint
     pool.close()
 

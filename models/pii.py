@@ -19,8 +19,9 @@ MIN_DIGITS = 6
 MIN_SPOKEN_NUMBERS = 4
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
-# Digits with the separators people and recognisers put between groups: spaces, dashes, dots, brackets.
-_DIGIT_RUN = re.compile(r"\+?\(?\d(?:[\d\s().-]*\d)?")
+# Digits with the separators people and recognisers put between groups: spaces, dashes, dots, brackets,
+# and the commas Whisper writes into long numbers ("8,916,555,1234").
+_DIGIT_RUN = re.compile(r"\+?\(?\d(?:[\d\s().,-]*\d)?")
 
 _RU_NUMBER_WORDS = (
     "ноль нуль один одна одно два две три четыре пять шесть семь восемь девять десять одиннадцать "
@@ -110,9 +111,9 @@ def _luhn(digits: str) -> bool:
 
 def _strip_edges(text: str, start: int, end: int) -> tuple[int, int]:
     """Drop separators the digit pattern took at the edges (a trailing space or dot, an unmatched bracket)."""
-    while start < end and text[start] in " .-)":
+    while start < end and text[start] in " .,-)":
         start += 1
-    while end > start and text[end - 1] in " .-(":
+    while end > start and text[end - 1] in " .,-(":
         end -= 1
     return start, end
 

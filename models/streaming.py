@@ -6,10 +6,18 @@ when known, Whisper's silence hallucinations are dropped, and what is left is a 
 is still going, a partial transcript of it is produced every ``partial_every`` seconds of audio, so a
 sidebar shows the words before the speaker stops.
 
-Transcription goes through a plain function, so the server can route every call's turns through one
-shared, bounded worker pool without this module knowing about it. The function is told whether the audio
-is a finished turn or a partial one, and may decline a partial (return ``None``) when it is busy: partials
-are a courtesy, finals are the record.
+Two ways to use it:
+
+- **inline**: give a ``transcribe`` function and :meth:`CallRecognizer.push` returns the transcript
+  events, transcribing as it goes (simple; a slow transcription holds up the next chunk);
+- **deferred** (``transcribe=None``): ``push`` only listens; the caller takes the finished turns
+  (:meth:`~CallRecognizer.take_finals`), the previews due (:meth:`~CallRecognizer.due_partials`) and the
+  turns that have just gone quiet (:meth:`~CallRecognizer.likely_finals`), transcribes them where and when
+  it likes (the server: one shared pool for all calls), and turns the results into events with
+  :meth:`~CallRecognizer.turn_event`. Listening never waits for the recogniser.
+
+An inline ``transcribe`` may decline a partial (return ``None``) when it is busy: partials are a courtesy,
+finals are the record.
 """
 
 from __future__ import annotations
@@ -46,12 +54,13 @@ class TranscriptEvent:
 
 
 @dataclass(frozen=True)
-class PartialTurn:
-    """An open turn due for a preview transcription: its channel, speaker and audio so far."""
+class PendingTurn:
+    """A turn waiting to be transcribed: its channel, speaker, audio, and whether it is finished."""
 
     channel: int
     speaker: str
     utterance: Utterance
+    final: bool
 
 
 class CallRecognizer:
@@ -59,17 +68,15 @@ class CallRecognizer:
 
     def __init__(
         self,
-        transcribe: TranscribeFn,
+        transcribe: TranscribeFn | None,
         roles: Sequence[str],
         *,
         language: str | None = None,
         endpoint: EndpointConfig | None = None,
         partial_every: float = 1.0,
-        inline_partials: bool = True,
         hallucinations: HallucinationFilter | None = None,
     ) -> None:
-        """``inline_partials=False`` leaves partials to the caller (:meth:`due_partials`), so a slow
-        preview never delays noticing the end of a turn."""
+        """``transcribe=None`` makes the recogniser deferred (see the module's docstring)."""
         if not roles:
             raise StreamError("a call needs at least one channel role")
         self.roles = list(roles)
@@ -78,7 +85,7 @@ class CallRecognizer:
         self._endpointers = [Endpointer(endpoint) for _ in self.roles]
         self._filter = hallucinations or HallucinationFilter()
         self._partial_every = partial_every
-        self._inline_partials = inline_partials
+        self._finals: list[PendingTurn] = []  # finished turns not yet taken (deferred mode)
         self._last_partial = [0.0] * len(self.roles)
         self._speculated: list[tuple[float, float] | None] = [None] * len(self.roles)
         self._finished = False
@@ -94,39 +101,44 @@ class CallRecognizer:
         for index, endpointer in enumerate(self._endpointers):
             for utterance in endpointer.push(audio[index], sample_rate):
                 events.extend(self._final(index, utterance))
-            if self._inline_partials and self._partial_due(index):
-                pending = self._endpointers[index].pending()
-                events.extend(self._transcript(index, pending, final=False))
+            if self._transcribe is not None and self._partial_due(index):
+                turn = PendingTurn(index, self.roles[index], endpointer.pending(), final=False)
+                events.extend(self._transcript(turn))
         return sorted(events, key=lambda e: (e.start, e.final))
 
-    def due_partials(self) -> list[PartialTurn]:
-        """Open turns due for a preview (every ``partial_every`` s of their audio); each is handed out once.
+    def take_finals(self) -> list[PendingTurn]:
+        """Deferred mode: the turns finished since the last call, in order; each is handed out once."""
+        finals, self._finals = self._finals, []
+        return finals
 
-        Turn the transcription of one into an event with :meth:`partial_event`.
-        """
-        due = []
-        for index, endpointer in enumerate(self._endpointers):
-            if self._partial_due(index):
-                pending = endpointer.pending()
-                due.append(PartialTurn(index, self.roles[index], pending))
-        return due
+    def due_partials(self) -> list[PendingTurn]:
+        """Open turns due for a preview (every ``partial_every`` s of audio); each is handed out once."""
+        return [
+            PendingTurn(index, self.roles[index], endpointer.pending(), final=False)
+            for index, endpointer in enumerate(self._endpointers)
+            if self._partial_due(index)
+        ]
 
-    def partial_event(self, turn: PartialTurn, segments: list[Segment]) -> TranscriptEvent | None:
-        """The preview event for a due partial turn, or None when all Whisper heard was a hallucination."""
-        events = self._event(turn.channel, turn.utterance, segments, final=False)
-        return events[0] if events else None
-
-    def likely_finals(self, after_ms: int = 250) -> list[np.ndarray]:
-        """Audio of turns that will be final, unchanged, unless their speaker talks again: each handed out
-        once, after ``after_ms`` of silence. Transcribing them early (and answering the final's transcribe
-        call from that result) takes the recogniser's time off the silence the endpointer waits for."""
+    def likely_finals(self, after_ms: int = 250) -> list[PendingTurn]:
+        """Turns that will be finished, with exactly this audio, unless their speaker talks again: each
+        handed out once, after ``after_ms`` of silence. Transcribing one early and reusing the result for
+        the final (same samples) takes the recogniser's time off the silence the endpointer waits for."""
         likely = []
         for index, endpointer in enumerate(self._endpointers):
             utterance = endpointer.tentative(after_ms)
             if utterance is not None and self._speculated[index] != (utterance.start, utterance.end):
                 self._speculated[index] = (utterance.start, utterance.end)
-                likely.append(utterance.samples)
+                likely.append(PendingTurn(index, self.roles[index], utterance, final=True))
         return likely
+
+    def turn_event(self, turn: PendingTurn, segments: list[Segment]) -> TranscriptEvent | None:
+        """The event for a transcribed turn, or None when all Whisper heard was a hallucination."""
+        segments = self._filter.keep(segments)
+        text = " ".join(s.text for s in segments).strip()
+        if not text:
+            return None
+        start, end = round(turn.utterance.start, 2), round(turn.utterance.end, 2)
+        return TranscriptEvent(turn.speaker, text, start, end, turn.final)
 
     def finish(self) -> list[TranscriptEvent]:
         """End of the call: every turn still open becomes final."""
@@ -141,7 +153,11 @@ class CallRecognizer:
 
     def _final(self, index: int, utterance: Utterance) -> list[TranscriptEvent]:
         self._last_partial[index] = utterance.end
-        return self._transcript(index, utterance, final=True)
+        turn = PendingTurn(index, self.roles[index], utterance, final=True)
+        if self._transcribe is None:
+            self._finals.append(turn)
+            return []
+        return self._transcript(turn)
 
     def _partial_due(self, index: int) -> bool:
         """True (once) when the open turn has ``partial_every`` seconds of audio since its last preview."""
@@ -154,19 +170,10 @@ class CallRecognizer:
         self._last_partial[index] = pending.end
         return True
 
-    def _transcript(self, index: int, utterance: Utterance, *, final: bool) -> list[TranscriptEvent]:
-        """The utterance's text as an event, or nothing when all Whisper heard was a hallucination."""
-        heard = self._transcribe(utterance.samples, self.language, final)
+    def _transcript(self, turn: PendingTurn) -> list[TranscriptEvent]:
+        """Inline mode: transcribe the turn now; nothing when declined or all hallucination."""
+        heard = self._transcribe(turn.utterance.samples, self.language, turn.final)
         if heard is None:  # a partial the transcriber had no time for
             return []
-        return self._event(index, utterance, heard, final=final)
-
-    def _event(
-        self, index: int, utterance: Utterance, heard: list[Segment], *, final: bool
-    ) -> list[TranscriptEvent]:
-        segments = self._filter.keep(heard)
-        text = " ".join(s.text for s in segments).strip()
-        if not text:
-            return []
-        start, end = round(utterance.start, 2), round(utterance.end, 2)
-        return [TranscriptEvent(self.roles[index], text, start, end, final)]
+        event = self.turn_event(turn, heard)
+        return [event] if event is not None else []

@@ -14,6 +14,7 @@ from models.classifier import PhraseClassifier
 from models.encoders import EncoderError
 from models.evaluation import EvalDataError, EvalReport, evaluate, load_eval
 from models.packs import PackError
+from server.audit_cli import audit
 from server.classify_lines import format_result, parse_raw, read_line_batches
 from server.config import Settings
 
@@ -235,3 +236,6 @@ def _microphone(roles: list[str] | None, language: str | None):  # noqa: ANN202
         encoding="pcm16", sample_rate=16000, channels=1, roles=roles or ["agent"], language=language
     )
     return start, capture(16000)
+
+
+main.add_command(audit)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         "end (0 or >= endpoint_silence: never)",
     )
     partial_every: float = Field(default=1.0, ge=0.2, le=30.0, description="seconds between partials")
+    overload_after: float = Field(
+        default=1.5, ge=0.1, le=60.0, description="a finished turn waiting this long makes its call say so"
+    )
     max_calls: int = Field(default=64, ge=1, le=10000, description="live calls at once")
     max_upload_mb: int = Field(
         default=200, ge=1, le=10000, description="largest recording accepted for audit"

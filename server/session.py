@@ -1,11 +1,13 @@
 """One live call on the server: audio frames in, transcripts and alerts out to the call's listeners.
 
-The pure recogniser (:class:`models.streaming.CallRecognizer`) does the listening; this class only moves
-data: frames are decoded on the event loop (so a bad frame is answered at once), queued, and fed to the
-recogniser on a worker thread in arrival order. Each final turn is stored, classified with the active
-phrase pack, and its alerts stored, before the events go out, so what an agent saw is always in the store.
-Partial transcripts are previews: they run on the shared pool only when it has room and never hold up the
-next final.
+The pure recogniser (:class:`models.streaming.CallRecognizer`, deferred mode) does the listening; this
+class only moves data. Frames are decoded on the event loop (so a bad frame is answered at once), queued,
+and fed to the recogniser on a worker thread in arrival order; listening never waits for Whisper. Each
+finished turn goes to the shared transcription pool at once (or was sent there early, when it went quiet),
+and a publisher takes the results in order: the turn is stored, classified with the active phrase pack and
+its alerts stored before the events go out, so what an agent saw is always in the store. Partial
+transcripts are previews: they run only when the pool has room. A final that waits longer than
+``overload_after`` seconds makes the call say so (an ``overload`` event) rather than silently lag.
 
 A disconnect mid-call flushes the turn in progress (its audio was received, so it is kept) and marks the
 call ``disconnected``; a client may reconnect with the same call id and go on, its times continuing after
@@ -26,7 +28,7 @@ import numpy as np
 
 from audio.codecs import decode_frame
 from models.classifier import Detection, Speaker, Turn
-from models.streaming import CallRecognizer, PartialTurn, TranscriptEvent
+from models.streaming import CallRecognizer, PendingTurn, TranscriptEvent
 from models.transcriber import Segment
 from server.engine import LiveEngine
 from server.protocol import AlertMessage, EndMessage, OverloadMessage, StartMessage, TranscriptMessage
@@ -75,22 +77,25 @@ class CallSession:
         self._offset = time_offset
         self._language = start.language
         self._recognizer = CallRecognizer(
-            self._transcribe,
+            None,
             start.roles,
             language=start.language,
             endpoint=engine.endpoint,
             partial_every=engine.settings.partial_every,
-            inline_partials=False,
         )
         self._queue: asyncio.Queue[np.ndarray | object] = asyncio.Queue()
+        self._finals: asyncio.Queue[tuple[PendingTurn, Future[list[Segment]]] | object] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._last_final_end: dict[str, float] = {}
         self._last_overload = -OVERLOAD_REPEAT_S
         self._background: set[asyncio.Task[None]] = set()  # previews and overload notices being sent
-        self._early: dict[tuple[int, int], Future[list[Segment]]] = {}  # likely finals, by audio digest
+        self._early: dict[int, tuple[tuple[int, int], Future[list[Segment]]]] = {}  # channel -> likely final
+        self._previews: set[Future[list[Segment]]] = set()
         self.received_seconds = 0.0
+        self._publisher = asyncio.create_task(self._publish_finals(), name=f"call-{call_id}-publish")
         self._task = asyncio.create_task(self._run(), name=f"call-{call_id}")
-        self._task.add_done_callback(self._worker_ended)
+        for task in (self._task, self._publisher):
+            task.add_done_callback(self._worker_ended)
 
     # -- what the socket calls ----------------------------------------------------------------------------
 
@@ -98,7 +103,7 @@ class CallSession:
         """One binary audio frame; raises audio.codecs.FrameError for a malformed one (the call goes on)."""
         if self.state is not CallState.STREAMING:
             raise SessionStateError(f"call {self.call_id} is {self.state}: no more audio is accepted")
-        if self._task.done():  # the worker died (a fault, logged): do not pile up audio nobody reads
+        if self._task.done() or self._publisher.done():  # a fault (logged): do not pile up unread audio
             raise SessionStateError(f"call {self.call_id} cannot go on: recognition failed")
         audio = decode_frame(frame, encoding=self.start.encoding, channels=self.start.channels)
         self.received_seconds += audio.shape[1] / self.start.sample_rate
@@ -116,17 +121,15 @@ class CallSession:
         """A server fault: stop recognising and mark the call failed; finished turns are already stored."""
         self.state = CallState.FAILED
         self._task.cancel()
+        self._publisher.cancel()
+        self._drop_background_work()
         await self._in_thread(self._engine.store.end_call, self.call_id, "failed")
-
-    @property
-    def done(self) -> bool:
-        return self._task.done()
 
     # -- the worker -------------------------------------------------------------------------------------
 
     def _worker_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            logger.error("call %s: recognition failed", self.call_id, exc_info=task.exception())
+            logger.error("call %s: %s failed", self.call_id, task.get_name(), exc_info=task.exception())
 
     async def _close(self, final_state: CallState) -> None:
         if self.state is not CallState.STREAMING:
@@ -135,6 +138,7 @@ class CallSession:
         self._queue.put_nowait(_END)
         try:
             await self._task
+            await self._publisher
         except Exception:
             self.state = CallState.FAILED
             await self._in_thread(self._engine.store.end_call, self.call_id, "failed")
@@ -146,7 +150,8 @@ class CallSession:
             await self._emit(EndMessage().to_json(), False)
 
     async def _run(self) -> None:
-        """Feed queued audio to the recogniser in order; several queued frames go in one push."""
+        """Feed queued audio to the recogniser in order (several queued frames in one push), and hand what
+        it heard to the pool; at the end, finish the open turns and let the publisher drain."""
         rate = self.start.sample_rate
         while True:
             item = await self._queue.get()
@@ -156,13 +161,16 @@ class CallSession:
             ending = chunks[-1] is _END
             audio = [c for c in chunks if c is not _END]
             if audio:
-                events = await self._in_thread(self._recognizer.push, np.concatenate(audio, axis=1), rate)
-                await self._publish(events)
-                self._start_early()
-                self._start_partials()
+                await self._in_thread(self._recognizer.push, np.concatenate(audio, axis=1), rate)
             if ending:
-                await self._publish(await self._in_thread(self._recognizer.finish))
+                await self._in_thread(self._recognizer.finish)
+                self._dispatch_finals()
+                self._drop_background_work()
+                self._finals.put_nowait(_END)
                 return
+            self._dispatch_finals()
+            self._start_early()
+            self._start_partials()
 
     async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking work (recognition, the store) on the calls' thread pool."""
@@ -174,39 +182,52 @@ class CallSession:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _transcribe(self, samples: np.ndarray, language: str | None, final: bool) -> list[Segment] | None:
-        """Finals wait for the shared pool (on this call's worker thread), unless the same audio was sent
-        early as a likely final; partials are done elsewhere."""
+    def _dispatch_finals(self) -> None:
+        """Send each finished turn to the pool, unless its audio was already sent early as a likely final."""
         pool = self._engine.pool
-        submitted = time.perf_counter()
-        future = self._early.pop(_digest(samples), None)
-        self._early.clear()  # older likely finals were not final after all
-        if future is None:
-            future = pool.submit(self.call_id, samples, language)
+        for turn in self._recognizer.take_finals():
+            early = self._early.pop(turn.channel, None)
+            if early is not None and early[0] == _digest(turn.utterance.samples):
+                future = early[1]
+            else:
+                if early is not None:
+                    early[1].cancel()  # the speaker went on: that guess is no use (if not yet running)
+                future = pool.submit(self.call_id, turn.utterance.samples, self._language)
+            self._finals.put_nowait((turn, future))
         if pool.overloaded:
-            self._loop.call_soon_threadsafe(self._overload)
-        early = future.running() or future.done()
-        segments = future.result()
-        logger.debug(
-            "call %s: %.2f s turn transcribed in %.2f s more (queue included; started early: %s)",
-            self.call_id,
-            samples.size / 16000,
-            time.perf_counter() - submitted,
-            early,
-        )
-        return segments
+            self._overload()
 
-    async def _publish(self, events: list[TranscriptEvent]) -> None:
-        """Finals: store, classify, store alerts (on a worker thread), then send. Partials: send."""
-        for event in events:
-            shifted = TranscriptMessage.from_event(event).model_copy(
-                update={"start": event.start + self._offset, "end": event.end + self._offset}
-            )
-            alerts = await self._in_thread(self._record_final, shifted)
-            self._last_final_end[event.speaker] = event.end
-            await self._emit(shifted.to_json(), True)
-            for alert in alerts:
-                await self._emit(alert.to_json(), True)
+    async def _publish_finals(self) -> None:
+        """Publish finished turns in the order they ended, each once its transcription is back."""
+        while (item := await self._finals.get()) is not _END:
+            turn, future = item
+            segments = await self._result(future)
+            event = self._recognizer.turn_event(turn, segments)
+            if event is not None:
+                await self._publish(event)
+
+    async def _result(self, future: Future[list[Segment]]) -> list[Segment]:
+        """The transcription, with an overload notice to the call for every `overload_after` it waits."""
+        waiting = asyncio.wrap_future(future)
+        patience = self._engine.settings.overload_after
+        while not (await asyncio.wait({waiting}, timeout=patience))[0]:
+            self._overload()
+        return waiting.result()
+
+    async def _publish(self, event: TranscriptEvent) -> None:
+        """A final turn: store, classify, store its alerts (on a worker thread), then send them all."""
+        shifted = self._shifted(event)
+        alerts = await self._in_thread(self._record_final, shifted)
+        self._last_final_end[event.speaker] = event.end
+        await self._emit(shifted.to_json(), True)
+        for alert in alerts:
+            await self._emit(alert.to_json(), True)
+
+    def _shifted(self, event: TranscriptEvent) -> TranscriptMessage:
+        """The event on the call's clock (a resumed call continues after what was stored)."""
+        return TranscriptMessage.from_event(event).model_copy(
+            update={"start": event.start + self._offset, "end": event.end + self._offset}
+        )
 
     def _record_final(self, turn: TranscriptMessage) -> list[AlertMessage]:
         """Store the turn, judge it, store its alerts; runs on a worker thread."""
@@ -253,14 +274,18 @@ class CallSession:
 
     def _start_early(self) -> None:
         """Send turns that have just gone quiet to the pool now: if the silence lasts, the final's text is
-        ready when the endpointer declares it. Skipped when the pool has finals waiting (no spare time)."""
+        ready when the endpointer declares it. Skipped when finals already wait for every worker."""
         settings = self._engine.settings
         if not 0 < settings.early_after < settings.endpoint_silence:
             return
         pool = self._engine.pool
-        for samples in self._recognizer.likely_finals(int(settings.early_after * 1000)):
-            if pool.queued() == 0:
-                self._early[_digest(samples)] = pool.submit(self.call_id, samples, self._language)
+        for turn in self._recognizer.likely_finals(int(settings.early_after * 1000)):
+            if pool.queued() < pool.workers:
+                stale = self._early.pop(turn.channel, None)
+                if stale is not None:
+                    stale[1].cancel()
+                future = pool.submit(self.call_id, turn.utterance.samples, self._language)
+                self._early[turn.channel] = (_digest(turn.utterance.samples), future)
 
     # -- partial previews -------------------------------------------------------------------------------
 
@@ -270,20 +295,30 @@ class CallSession:
             future = self._engine.pool.submit_partial(self.call_id, turn.utterance.samples, self._language)
             if future is None:
                 continue
-            future.add_done_callback(
-                lambda f, t=turn: self._loop.call_soon_threadsafe(self._partial_done, f, t)
-            )
+            self._previews.add(future)
+            future.add_done_callback(lambda f, t=turn: self._on_loop(self._partial_done, f, t))
 
-    def _partial_done(self, future: Future[list[Segment]], turn: PartialTurn) -> None:
-        if future.exception() is not None or self.state is not CallState.STREAMING:
+    def _on_loop(self, fn: Callable[..., None], *args: object) -> None:
+        """Run `fn` on the event loop from a pool thread; nothing if the server has already stopped."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _partial_done(self, future: Future[list[Segment]], turn: PendingTurn) -> None:
+        self._previews.discard(future)
+        if future.cancelled() or future.exception() is not None or self.state is not CallState.STREAMING:
             return
-        event = self._recognizer.partial_event(turn, future.result())
+        event = self._recognizer.turn_event(turn, future.result())
         if event is None or event.start < self._last_final_end.get(event.speaker, -1.0):
             return  # the turn was finished while its preview ran: the final says it better
-        message = TranscriptMessage.from_event(event).model_copy(
-            update={"start": event.start + self._offset, "end": event.end + self._offset}
-        )
-        self._send_later(message.to_json())
+        self._send_later(self._shifted(event).to_json())
+
+    def _drop_background_work(self) -> None:
+        """The call is ending: previews and unused early guesses still queued are not needed."""
+        for future in list(self._previews):
+            future.cancel()
+        for _, future in self._early.values():
+            future.cancel()
+        self._early.clear()
 
     def _overload(self) -> None:
         now = time.monotonic()

@@ -22,6 +22,8 @@ from models.pii import find_pii, mask_pii
         ("Сорок два, ноль семь, девятнадцать", "[NUMBER]"),
         ("the account is four two zero seven nine", "the account is [NUMBER]"),
         ("my number is double seven three oh five", "my number is [NUMBER]"),
+        ("Мой номер 8,916,555,1234, запишите", "Мой номер [PHONE], запишите"),
+        ("карта 4,276, 3,801,234 5678", "карта [ID]"),
     ],
 )
 def test_personal_data_is_masked_by_kind(text, masked):
@@ -33,6 +35,7 @@ def test_personal_data_is_masked_by_kind(text, masked):
     [
         "Я перезвоню до 15:00, заявка 4207.",
         "It costs 1 200 rubles and takes 3 days.",
+        "That's 1,200, and 3,500 for the router.",
         "Интернет не работает с двух часов.",
         "I'll call you back at three p.m. or four.",
         "В 2024 году тариф стоил 500 рублей.",

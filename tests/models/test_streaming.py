@@ -95,32 +95,31 @@ def test_bad_audio_and_use_after_end(transcriber):
         CallRecognizer(lambda x, lang, final: [], [])
 
 
-def test_deferred_partials_are_handed_out_and_never_delay_finals(call, transcriber):
-    """With inline_partials=False the recogniser only pushes finals; the open turn's previews come from
-    due_partials() (each once) and become events through partial_event()."""
+def test_deferred_mode_hands_out_turns_and_never_transcribes(call, transcriber):
+    """With no transcribe function the recogniser only listens: finished turns, previews and likely finals
+    are handed out (each once) and become events through turn_event; a likely final's audio is exactly the
+    final's when the speaker stays quiet."""
     audio, agent_span, _ = call
-    asked: list[bool] = []
-
-    def transcribe(x, lang, final):
-        asked.append(final)
-        return transcriber.transcribe(x, language=lang)
-
-    rec = CallRecognizer(transcribe, ["agent", "customer"], language="ru", inline_partials=False)
-    previews = []
-    finals = []
+    rec = CallRecognizer(None, ["agent", "customer"], language="ru")
+    finals, previews, likely = [], [], {}
     for i in range(0, audio.shape[1], 160):
-        finals += rec.push(audio[:, i : i + 160], RATE)
-        for due in rec.due_partials():
-            assert due.speaker == "agent" or due.speaker == "customer"
-            event = rec.partial_event(due, transcriber.transcribe(due.utterance.samples, language="ru"))
-            if event is not None:
-                previews.append(event)
-    finals += rec.finish()
-    assert all(asked)  # the recogniser itself only transcribed finals
-    assert [e.speaker for e in finals] == ["agent", "customer"] and all(e.final for e in finals)
+        assert rec.push(audio[:, i : i + 160], RATE) == []
+        finals += rec.take_finals()
+        previews += rec.due_partials()
+        for turn in rec.likely_finals(200):
+            likely[(turn.channel, turn.utterance.start, turn.utterance.end)] = turn.utterance.samples
+    assert rec.finish() == []
+    finals += rec.take_finals()
+    assert [t.speaker for t in finals] == ["agent", "customer"] and all(t.final for t in finals)
+    agent = finals[0]
+    assert np.array_equal(likely[(0, agent.utterance.start, agent.utterance.end)], agent.utterance.samples)
     agent_previews = [p for p in previews if p.speaker == "agent"]
-    assert agent_previews and all(not p.final and p.end <= finals[0].end for p in agent_previews)
-    assert len({p.end for p in agent_previews}) == len(agent_previews)  # each preview handed out once
+    assert agent_previews and not any(p.final for p in agent_previews)
+    assert len({p.utterance.end for p in agent_previews}) == len(agent_previews)  # each handed out once
+    event = rec.turn_event(agent, transcriber.transcribe(agent.utterance.samples, language="ru"))
+    assert event.final and event.speaker == "agent" and "занима" in normalise(event.text)
+    preview = rec.turn_event(agent_previews[-1], transcriber.transcribe(agent_previews[-1].utterance.samples))
+    assert preview is None or (not preview.final and preview.end <= event.end)
 
 
 def test_a_declined_partial_gives_no_event(call, transcriber):

@@ -2,13 +2,17 @@
 
 Hybrid, because neither half is enough. A multilingual sentence encoder catches the paraphrase that
 shares no word with any example; lexical matching (:mod:`models.lexical`) is precise, negation-aware and
-points at the exact words. Per window of a turn and per category:
+points at the exact words. A turn is judged whole and in pieces (:mod:`models.windows`): its sentences,
+and, when the whole comes near an alert it does not reach, its clauses or short word windows, each piece's
+score blended with the whole's; a turn of several sentences shows a category only as far as one of its
+sentences does. Per window of a turn and per category:
 
 1. a ridge probe over the embedding (:mod:`models.probe`), learned from the pack's examples against
    every other phrase of the pack, gives the semantic score;
-2. a near-literal match of an example raises it, of a counter-example or neutral phrase lowers it;
-3. for alert categories, a known-benign phrase (neutral, counter-example, good practice) that is nearer
-   than any example lowers it too;
+2. a near-literal match of an example raises it, of a counter-example or neutral phrase lowers it (only
+   when the two share words: a greeting matching a neutral phrase says nothing about the rest);
+3. for alert categories, a phrase known not to be the category (a neutral phrase, a good-practice example,
+   one of the category's own counter-examples) that is nearer than any example lowers it too;
 4. the category fires above its own threshold, calibrated on out-of-fold scores of the pack's phrases
    (:mod:`models.thresholds`), so each category's decision is learned from its examples and counter-examples.
 """
@@ -39,9 +43,11 @@ PROBE_ALPHA = 30.0  # ridge penalty on standardised embeddings
 KNN_WEIGHT = 3.0  # how much a nearer benign phrase (by cosine) lowers an alert category's score
 LEXICAL_WEIGHT = 0.3  # how far a near-literal (counter-)example moves the probe's score
 LEXICAL_STRONG = 0.6  # lexical coverage below this is no evidence either way
+CONTEXT_WEIGHT = 0.5  # a piece of a turn is judged with its context: its score, blended with the turn's
+CLOSER_LOOK = 0.15  # a turn's pieces are judged when it comes this near a threshold it does not reach
 SCORE_SLOPE = 12.0  # maps the margin over a category's threshold to a 0-1 score (0.5 at the threshold)
 # Calibrated thresholds depend on these and on the lexical matcher: bump the version when either changes.
-_ALGORITHM = "v1-" + "-".join(
+_ALGORITHM = "v3-" + "-".join(
     map(str, (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, *THRESHOLD_BAND))
 )
 _ROLE_EXAMPLE, _ROLE_COUNTER, _ROLE_NEUTRAL = 0, 1, 2
@@ -78,6 +84,15 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class _Judged:
+    """One window's raw score per category, its embedding and its lexical hits."""
+
+    raw: np.ndarray
+    vector: np.ndarray
+    lexical: dict[int, LexicalHit]
+
+
+@dataclass(frozen=True)
 class _Ref:
     text: str
     category: int  # index into pack.categories, -1 for neutral
@@ -94,6 +109,9 @@ class PhraseClassifier:
         self._refs = _collect_refs(pack)
         self._ref_category = np.array([r.category for r in self._refs])
         self._ref_role = np.array([r.role for r in self._refs])
+        # plain-list copies for the per-hit loops of inference (NumPy scalar indexing is slow there)
+        self._ref_category_list = [r.category for r in self._refs]
+        self._ref_role_list = [r.role for r in self._refs]
         self._lexical = LexicalIndex([r.text for r in self._refs])
         texts = [r.text for r in self._refs]
         pack_key = _digest(encoder.name, *(f"{r.category}|{r.role}|{r.text}" for r in self._refs))
@@ -101,6 +119,8 @@ class PhraseClassifier:
             cache_dir, f"embeddings-{pack_key}", lambda: encoder.encode(texts), (len(texts), encoder.dim)
         )
         self._examples = self._example_index()
+        self._alert_examples = self._alert_example_index()
+        self._is_alert = [c.kind.is_alert for c in self.categories]
         self._benign = self._benign_index()
         self._targets = self._target_matrix()
         self._probe = fit_probe(self._embeddings, self._targets, PROBE_ALPHA)
@@ -116,21 +136,83 @@ class PhraseClassifier:
         return self.classify_batch([Turn(text, Speaker(speaker), lang)])[0]
 
     def classify_batch(self, turns: Sequence[Turn]) -> list[list[Detection]]:
-        """Detections for many turns; the encoder runs once over all their windows."""
+        """Detections for many turns; the encoder runs once over all their first-look windows, and once
+        more over the pieces of the turns that need a closer look."""
         windows = [split_windows(t.text) for t in turns]
-        flat = [w for ws in windows for w in ws]
-        vectors = self.encoder.encode([w.text for w in flat]) if flat else np.zeros((0, 1), np.float32)
-        results, at = [], 0
-        for turn, turn_windows in zip(turns, windows, strict=True):
-            allowed = self._allowed(turn.speaker)
+        allowed = [self._allowed(t.speaker) for t in turns]
+        # first look: each turn whole (a long one in its sentences and word windows), and each sentence
+        # of a short turn of several
+        judged: list[dict[tuple[int, int], _Judged]] = [{} for _ in turns]
+        first = [(ti, w) for ti, ws in enumerate(windows) for w in ws if w.context is None or w.sentence]
+        self._score_windows(first, judged)
+        for ti, ws in enumerate(windows):
+            self._cap_by_sentences(ws, judged[ti])
+        # closer look, for a turn whose whole leans towards an alert category it does not reach: its
+        # clauses and word windows, each judged with the whole as context
+        closer = [
+            (ti, w)
+            for ti, ws in enumerate(windows)
+            for w in ws
+            if w.context is not None
+            and not w.sentence
+            and self._leans(judged[ti].get(w.context), allowed[ti])
+        ]
+        self._score_windows(closer, judged)
+        results = []
+        for ti, turn_windows in enumerate(windows):
             best: dict[int, Detection] = {}
             for window in turn_windows:
-                for det_index, det in self._judge(window, vectors[at], allowed):
-                    if det_index not in best or det.score > best[det_index].score:
-                        best[det_index] = det
-                at += 1
+                got = judged[ti].get((window.start, window.end))
+                if got is None:
+                    continue
+                raw = got.raw
+                context = judged[ti].get(window.context) if window.context is not None else None
+                if context is not None:
+                    raw = (raw + CONTEXT_WEIGHT * context.raw) / (1.0 + CONTEXT_WEIGHT)
+                for ci, det in self._judge(window, raw, got.vector, got.lexical, allowed[ti]):
+                    if ci not in best or det.score > best[ci].score:
+                        best[ci] = det
             results.append(sorted(best.values(), key=lambda d: -d.score))
         return results
+
+    def _score_windows(
+        self, windows: list[tuple[int, Window]], judged: list[dict[tuple[int, int], _Judged]]
+    ) -> None:
+        """Raw scores of `windows` ((turn index, window) pairs) into `judged`, one encoder call for all."""
+        if not windows:
+            return
+        vectors = self.encoder.encode([w.text for _, w in windows])
+        # one matrix product each for every window's probe scores and pack similarities
+        probe = self._probe.scores(vectors)
+        sims = vectors @ self._embeddings.T
+        for i, (ti, window) in enumerate(windows):
+            lex = self._lexical.match(tokenize(window.text))
+            raw = self._combine(probe[i], self._lexical_best(lex), self._nearest_margin(sims[i]))
+            judged[ti][window.start, window.end] = _Judged(raw, vectors[i], lex)
+
+    @staticmethod
+    def _cap_by_sentences(windows: list[Window], judged: dict[tuple[int, int], _Judged]) -> None:
+        """A turn of several sentences shows a category only as far as one of its sentences does: the
+        embedding of the whole is an average, and an average of a refusal and a misheard sentence can
+        land on a third category («That's not my department. You will have to draw a hundred home.»
+        is no excuse)."""
+        sentences = [judged[w.start, w.end].raw for w in windows if w.sentence and (w.start, w.end) in judged]
+        if not sentences:
+            return
+        context = next(w.context for w in windows if w.sentence)
+        whole = judged.get(context)
+        if whole is not None:
+            capped = np.minimum(whole.raw, np.max(sentences, axis=0))
+            judged[context] = _Judged(capped, whole.vector, whole.lexical)
+
+    def _leans(self, context: _Judged | None, allowed: list[int]) -> bool:
+        """Whether a window's raw scores come near an alert threshold they do not reach: its pieces may
+        then hold what the rest of it drowned out."""
+        if context is None:
+            return False
+        alerts = [ci for ci in allowed if self._is_alert[ci]]
+        margin = context.raw[alerts] - self._thresholds[alerts]
+        return bool(((margin >= -CLOSER_LOOK) & (margin < 0.0)).any())
 
     def category(self, category_id: str) -> Category:
         return self.pack.category(category_id)
@@ -146,33 +228,82 @@ class PhraseClassifier:
         is_example = self._ref_role == _ROLE_EXAMPLE
         return [np.flatnonzero((self._ref_category == ci) & is_example) for ci in range(len(self.categories))]
 
-    def _benign_index(self) -> np.ndarray:
-        """Phrases known not to be any alert: neutral turns, counter-examples, good-practice examples."""
+    def _alert_example_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(alert categories with examples, their example indices concatenated, each one's start in it):
+        lets _nearest_margin take every category's nearest example in one ``maximum.reduceat``."""
+        cats = [ci for ci, ex in enumerate(self._examples) if self.categories[ci].kind.is_alert and len(ex)]
+        lists = [self._examples[ci] for ci in cats]
+        starts = np.cumsum([0] + [len(ex) for ex in lists[:-1]]).astype(np.intp)
+        flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.intp)
+        return np.array(cats, dtype=np.intp), flat, starts
+
+    def _benign_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What is known not to be each alert category: phrases that are no alert at all (neutral turns,
+        good-practice examples), shared by every category, and the category's own counter-examples
+        (ordered as ``_alert_examples``, concatenated, with each one's start; empty lists allowed).
+
+        A counter-example of one category says nothing about another: «Это склад напутал, а не мы» is a
+        counter-example of not_my_job and an example of blame_shifting, and the counter-examples of a
+        good practice are mostly forbidden phrases (what the practice is not)."""
         practice = np.array([c.kind is Kind.PRACTICE for c in self.categories])
-        is_practice_example = (self._ref_role == _ROLE_EXAMPLE) & practice[self._ref_category.clip(0)]
-        return np.flatnonzero((self._ref_role != _ROLE_EXAMPLE) | is_practice_example)
+        of_practice = practice[self._ref_category.clip(0)] & (self._ref_category >= 0)
+        shared = np.flatnonzero(
+            (self._ref_role == _ROLE_NEUTRAL) | ((self._ref_role == _ROLE_EXAMPLE) & of_practice)
+        )
+        cats = self._alert_examples[0]
+        own = [np.flatnonzero((self._ref_category == ci) & (self._ref_role == _ROLE_COUNTER)) for ci in cats]
+        has_own = np.array([len(o) > 0 for o in own], dtype=bool)
+        lists = [o for o in own if len(o)]
+        starts = np.cumsum([0] + [len(o) for o in lists[:-1]]).astype(np.intp)
+        flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.intp)
+        return shared, has_own, flat, starts
 
     def _nearest_margin(self, sims: np.ndarray) -> np.ndarray:
-        """Per category: similarity of the nearest example minus that of the nearest benign phrase
-        (0 for practice categories, which are never alerts)."""
-        benign = float(sims[self._benign].max()) if len(self._benign) else 0.0
+        """Per category: similarity of the nearest example minus that of the nearest phrase known not to
+        be the category (0 for practice categories, which are never alerts)."""
+        shared, has_own, own_flat, own_starts = self._benign
         margin = np.zeros(len(self.categories))
-        for ci, examples in enumerate(self._examples):
-            if self.categories[ci].kind.is_alert and len(examples):
-                margin[ci] = float(sims[examples].max()) - benign
+        cats, flat, starts = self._alert_examples
+        if len(cats):
+            benign = np.full(len(cats), float(sims[shared].max()) if len(shared) else -1.0)
+            if len(own_flat):
+                benign[has_own] = np.maximum(benign[has_own], np.maximum.reduceat(sims[own_flat], own_starts))
+            margin[cats] = np.maximum.reduceat(sims[flat], starts).astype(np.float64) - benign
         return margin
 
     def _lexical_best(self, lex: dict[int, LexicalHit]) -> np.ndarray:
         """(n_categories, 2): the best lexical coverage by an example, and by a counter-example or a
-        neutral phrase (neutral phrases are counter-examples of every category)."""
-        best = np.zeros((len(self.categories), 2))
+        neutral phrase (neutral phrases are counter-examples of every category).
+
+        A counter-example or neutral phrase only speaks against a near-literal example it shares words
+        with: in «алло здравствуйте когда уже почините интернет» the greeting matches a neutral phrase,
+        which says nothing about the question in the other words."""
+        n = len(self.categories)
+        example, counter = [0.0] * n, [0.0] * n
+        spans: list[tuple[int, int]] = [(0, 0)] * n
+        against: list[tuple[int, LexicalHit]] = []
+        neutral = 0.0
         for ref, hit in lex.items():
-            ci, role = self._ref_category[ref], self._ref_role[ref]
-            if role == _ROLE_NEUTRAL:
-                best[:, 1] = np.maximum(best[:, 1], hit.score)
+            ci, role = self._ref_category_list[ref], self._ref_role_list[ref]
+            if role == _ROLE_EXAMPLE:
+                if hit.score > example[ci]:
+                    example[ci], spans[ci] = hit.score, (hit.start, hit.end)
             else:
-                col = 0 if role == _ROLE_EXAMPLE else 1
-                best[ci, col] = max(best[ci, col], hit.score)
+                against.append((ci, hit))
+                if role == _ROLE_NEUTRAL:
+                    neutral = max(neutral, hit.score)
+                else:
+                    counter[ci] = max(counter[ci], hit.score)
+        best = np.array([example, counter]).T
+        best[:, 1] = np.maximum(best[:, 1], neutral)
+        for ci in range(n):
+            if example[ci] < LEXICAL_STRONG or best[ci, 1] < LEXICAL_STRONG:
+                continue  # no near-literal example, or nothing near-literal against it
+            start, end = spans[ci]
+            best[ci, 1] = max(
+                (h.score for c, h in against if c in (ci, -1) and h.start < end and start < h.end),
+                default=0.0,
+            )
         return best
 
     @staticmethod
@@ -222,12 +353,14 @@ class PhraseClassifier:
         side = Side(speaker.value)
         return [ci for ci, c in enumerate(self.categories) if c.speaker is side]
 
-    def _judge(self, window: Window, vector: np.ndarray, allowed: list[int]) -> list[tuple[int, Detection]]:
-        lex = self._lexical.match(tokenize(window.text))
-        sims = self._embeddings @ vector
-        raw = self._combine(
-            self._probe.scores(vector)[0], self._lexical_best(lex), self._nearest_margin(sims)
-        )
+    def _judge(
+        self,
+        window: Window,
+        raw: np.ndarray,
+        vector: np.ndarray,
+        lex: dict[int, LexicalHit],
+        allowed: list[int],
+    ) -> list[tuple[int, Detection]]:
         found = []
         for ci in allowed:
             if raw[ci] < self._thresholds[ci]:
@@ -243,10 +376,11 @@ class PhraseClassifier:
         examples = self._examples[ci]
         nearest = int(examples[np.argmax(self._embeddings[examples] @ vector)])
         start, end, example = window.start, window.end, self._refs[nearest].text
+        category, role = self._ref_category_list, self._ref_role_list
         hits = [
             h
             for ref, h in lex.items()
-            if self._ref_category[ref] == ci and self._ref_role[ref] == _ROLE_EXAMPLE and h.score >= 0.6
+            if category[ref] == ci and role[ref] == _ROLE_EXAMPLE and h.score >= 0.6
         ]
         if hits:
             hit = max(hits, key=lambda h: h.score)

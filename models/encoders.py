@@ -53,12 +53,14 @@ class E5Encoder:
 
             try:
                 if engine == "int8":
-                    from models.e5_onnx import OnnxE5
+                    from models.e5_onnx import BUILDER_VERSION, OnnxE5
 
+                    # the name keys cached pack embeddings: a new quantisation recipe must not reuse them
+                    self.name = f"e5-int8-v{BUILDER_VERSION}"
                     self._model = OnnxE5(cache_dir=cache_dir)
-                    # int8 activations share one scale per call: one text per call keeps a turn's
-                    # embedding independent of whatever else is in the batch (same turn, same labels)
-                    batch_size = 1
+                    # statically quantised activations: a turn's embedding does not depend on what else
+                    # is in its batch (same turn, same labels), so turns are batched
+                    batch_size = 64
                 else:
                     self._model = FastE5()
                     batch_size = 64

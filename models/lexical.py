@@ -81,12 +81,13 @@ class LexicalIndex:
                     self._postings["=" + word.lemma].append((index, pos))
             for pos in range(len(words) - 1):
                 self._glued[words[pos].key + words[pos + 1].key].append((index, pos, pos + 1))
+        self._totals = [sum(w.weight for w in words) for words in self._words]  # per phrase, for _score
         self._surfaces = [k for k in self._postings if not k.startswith("=") and len(k) >= 5]
         self._memo: dict[tuple[str, str | None, bool], list[tuple[str, float]]] = {}
 
     def match(self, tokens: Sequence[Token]) -> dict[int, LexicalHit]:
         """Best hit per phrase that shares at least one content word with the turn."""
-        found: dict[int, dict[int, _Candidate]] = defaultdict(dict)
+        found: dict[int, dict[int, tuple[_Candidate, float]]] = defaultdict(dict)
         function_words = []
         for cand, keys in self._candidates(tokens):
             for key, sim in keys:
@@ -110,9 +111,10 @@ class LexicalIndex:
                 self._keep(found[phrase], pos_a, cand, 1.0, self._words[phrase][pos_a])
                 self._keep(found[phrase], pos_b, cand, 1.0, self._words[phrase][pos_b])
         weights = [0.0 if t.is_negation else STOPWORD_WEIGHT if t.is_stopword else 1.0 for t in tokens]
+        turn_total = sum(weights)
         hits = {}
         for phrase, matched in found.items():
-            hit = self._score(phrase, matched, weights)
+            hit = self._score(phrase, matched, weights, turn_total)
             if hit is not None:
                 hits[phrase] = hit
         return hits
@@ -164,49 +166,55 @@ class LexicalIndex:
         return keys
 
     @staticmethod
-    def _keep(slot: dict[int, _Candidate], pos: int, cand: _Candidate, sim: float, word: _Word) -> None:
-        """Keep the best turn word for a phrase word: agreeing negation first, then similarity."""
-        scored = _Candidate(cand.start, cand.end, cand.first, cand.last, cand.negated, sim)
+    def _keep(
+        slot: dict[int, tuple[_Candidate, float]], pos: int, cand: _Candidate, sim: float, word: _Word
+    ) -> None:
+        """Keep the best turn word (and its similarity) for a phrase word: agreeing negation first, then
+        similarity. Stores a (candidate, similarity) pair, not a new candidate: ~100 calls a turn."""
         old = slot.get(pos)
-        if old is None:
-            slot[pos] = scored
-            return
-        old_ok = old.negated == word.negated
-        new_ok = scored.negated == word.negated
-        if (new_ok, scored.similarity) > (old_ok, old.similarity):
-            slot[pos] = scored
+        if old is None or (cand.negated == word.negated, sim) > (old[0].negated == word.negated, old[1]):
+            slot[pos] = (cand, sim)
 
     def _score(
-        self, phrase: int, matched: dict[int, _Candidate], turn_weights: list[float]
+        self,
+        phrase: int,
+        matched: dict[int, tuple[_Candidate, float]],
+        turn_weights: list[float],
+        turn_total: float,
     ) -> LexicalHit | None:
         """Coverage of the phrase by the turn; a turn that is itself a fragment of a longer phrase
-        («Вы мне сорвали сделку» of «Вы мне сорвали сделку, клиент ушёл») counts its own coverage too."""
+        («Вы мне сорвали сделку» of «Вы мне сорвали сделку, клиент ушёл») counts its own coverage too.
+        ``turn_total`` is ``sum(turn_weights)``, computed once per turn (this runs for every candidate)."""
         words = self._words[phrase]
-        total = sum(w.weight for w in words)
+        total = self._totals[phrase]
         if total == 0:
             return None
         gained = 0.0
         content = False
         used: list[_Candidate] = []
-        for pos, cand in matched.items():
+        for pos, (cand, sim) in matched.items():
             word = words[pos]
             if cand.negated != word.negated:
                 gained -= word.weight  # the meaning is reversed: worse than a missing word
                 continue
-            gained += word.weight * cand.similarity
+            gained += word.weight * sim
             content = content or word.weight == 1.0
             used.append(cand)
         # A negation the phrase has but the turn lacks altogether (or the reverse) also reverses it.
         if not content or not used:
             return None
         score = max(0.0, gained / total)
-        covered = {i for c in used for i in range(c.first, c.last + 1)}
-        turn_total = sum(turn_weights)
+        first, last = used[0].first, used[0].last
+        start, end = used[0].start, used[0].end
+        covered = set()
+        for c in used:  # a candidate is one turn word or two neighbours (first, first + 1)
+            covered.add(c.first)
+            covered.add(c.last)
+            first, last = min(first, c.first), max(last, c.last)
+            start, end = min(start, c.start), max(end, c.end)
         if turn_total > 0:
-            of_turn = sum(turn_weights[i] for i in covered) / turn_total
+            of_turn = sum(turn_weights[i] for i in sorted(covered)) / turn_total
             score = max(score, (score + of_turn) / 2)
-        first = min(c.first for c in used)
-        last = max(c.last for c in used)
         if last - first + 1 > 2 * len(words) + 2:
             score *= 0.7  # the words are scattered over the turn, not one utterance of the phrase
-        return LexicalHit(phrase, score, min(c.start for c in used), max(c.end for c in used))
+        return LexicalHit(phrase, score, start, end)

@@ -99,6 +99,22 @@ def test_batch_equals_single(classifier):
     assert classifier.classify("", AGENT) == []
 
 
+def test_same_turn_same_labels_in_any_batch(classifier):
+    """A turn is judged the same whatever shares its batch (QA re-runs of another file must agree): its
+    embedding moves by < 1e-5 and its labels do not change."""
+    texts = [t for t, _ in NOISY_FORBIDDEN] + HARD_NEGATIVES
+    long_turn = " ".join(texts)  # several windows, and the longest item of any batch it is in
+    alone_vectors = [classifier.encoder.encode([t]) for t in texts]
+    batched_vectors = classifier.encoder.encode([long_turn, *texts[::-1]])[1:][::-1]
+    for text, alone, batched in zip(texts, alone_vectors, batched_vectors, strict=True):
+        assert abs(alone[0] - batched).max() < 1e-5, text
+    alone_labels = [[d.category for d in classifier.classify(t, UNKNOWN)] for t in texts]
+    for neighbours in ([], [long_turn], texts[::-1], ["Да", "Алло?"]):
+        turns = [Turn(t, UNKNOWN) for t in [*neighbours, *texts]]
+        batch = classifier.classify_batch(turns)[len(neighbours) :]
+        assert [[d.category for d in ds] for ds in batch] == alone_labels, neighbours
+
+
 def test_test_sentences_are_not_in_the_pack(default_pack):
     texts = {t.lower() for c in default_pack.categories for _, t in c.examples.items()}
     for sentence in HARD_NEGATIVES + [t for t, _ in NOISY_FORBIDDEN]:

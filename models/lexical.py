@@ -85,8 +85,10 @@ class LexicalIndex:
         self._surfaces = [k for k in self._postings if not k.startswith("=") and len(k) >= 5]
         self._memo: dict[tuple[str, str | None, bool], list[tuple[str, float]]] = {}
 
-    def match(self, tokens: Sequence[Token]) -> dict[int, LexicalHit]:
-        """Best hit per phrase that shares at least one content word with the turn."""
+    def match(self, tokens: Sequence[Token], min_score: float = 0.0) -> dict[int, LexicalHit]:
+        """Best hit per phrase that shares at least one content word with the turn; with `min_score`,
+        only hits that may reach it (phrases that cannot are skipped before scoring: most candidates
+        share one word with the turn and could never be near-literal)."""
         found: dict[int, dict[int, tuple[_Candidate, float]]] = defaultdict(dict)
         function_words = []
         for cand, keys in self._candidates(tokens):
@@ -114,10 +116,22 @@ class LexicalIndex:
         turn_total = sum(weights)
         hits = {}
         for phrase, matched in found.items():
+            if min_score > 0 and self._best_possible(phrase, len(matched), turn_total) < min_score:
+                continue
             hit = self._score(phrase, matched, weights, turn_total)
-            if hit is not None:
+            if hit is not None and hit.score >= min_score:
                 hits[phrase] = hit
         return hits
+
+    def _best_possible(self, phrase: int, n_matched: int, turn_total: float) -> float:
+        """An upper bound of :meth:`_score` from counts alone: each matched phrase word weighs at most 1,
+        each candidate covers at most two turn words of weight at most 1."""
+        total = self._totals[phrase]
+        if total == 0:
+            return 0.0
+        of_phrase = min(1.0, n_matched / total)
+        of_turn = min(1.0, 2 * n_matched / turn_total) if turn_total > 0 else 0.0
+        return max(of_phrase, (of_phrase + of_turn) / 2)
 
     def _candidates(self, tokens: Sequence[Token]) -> Iterator[tuple[_Candidate, list[tuple[str, float]]]]:
         """Each turn word, and each pair of neighbours glued, with the index keys it may stand for."""

@@ -92,3 +92,21 @@ def test_span_points_at_the_words():
     text = "Добрый день. Слушайте, я этим не занимаюсь, звоните в банк."
     hit = best_hits(index, text)[0]
     assert text[hit.start : hit.end] == "я этим не занимаюсь"
+
+
+def test_min_score_skips_only_hits_below_it(default_pack):
+    """Pruning by the count bound drops exactly the hits under `min_score`, on every phrase of the pack
+    matched against turns that share one word or most words with it."""
+    phrases = [p for c in default_pack.categories for _, p in c.examples.items()]
+    index = LexicalIndex(phrases)
+    turns = [
+        "я этим не занимаюсь звоните в бухгалтерию",
+        "Ну слушайте, это бухгалтерия напутала, а не мы, я тут при чём вообще",
+        "when will you finally fix my internet, I have been waiting since Monday",
+        "позовите руководителя",
+        "okay",
+    ]
+    for text in turns:
+        tokens = tokenize(text)
+        full = index.match(tokens)
+        assert index.match(tokens, 0.6) == {k: v for k, v in full.items() if v.score >= 0.6}

@@ -90,7 +90,7 @@ def test_classify_with_a_bad_pack_fails_cleanly(env, tmp_path: Path):
     proc = run(["classify", "--pack", str(bad)], env, b"hello\n")
     assert proc.returncode == 1
     err = proc.stderr.decode()
-    assert f"{bad}: category not_my_job: kind:" in err and "Traceback" not in err
+    assert f"{bad}: line 4: category not_my_job: kind:" in err and "Traceback" not in err
     proc = run(["classify", "--pack", str(tmp_path / "none.yaml")], env, b"hello\n")
     assert proc.returncode == 1 and "invalid settings: pack: pack file not found" in proc.stderr.decode()
     proc = run(["classify", "--encoder", "word2vec"], env, b"hello\n")

@@ -10,20 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+expect = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed").expect
 REPO = Path(__file__).resolve().parents[2]
-
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"Debian chromium is not installed at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-expect = sync_api.expect
-expect.set_options(timeout=5000)
 
 WIDTH = 380  # the sidebar must fit this
 
@@ -93,52 +86,26 @@ ASKS_WHEN = alert(
 )
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
+@pytest.fixture
+def context_options() -> dict[str, Any]:
+    return {
+        "viewport": {"width": WIDTH, "height": 720},
+        "permissions": ["clipboard-read", "clipboard-write"],
+        "locale": "ru-RU",
+        "timezone_id": "UTC",
+    }
 
 
 @pytest.fixture
-def context(browser) -> Iterator[Any]:
-    context = browser.new_context(
-        viewport={"width": WIDTH, "height": 720},
-        permissions=["clipboard-read", "clipboard-write"],
-        locale="ru-RU",
-        timezone_id="UTC",
-    )
-    context.set_default_timeout(5000)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def open_sidebar(context, live_server) -> Iterator[Any]:
+def open_sidebar(new_page, live_server) -> Any:
     """open_sidebar(path) -> a page at live_server.url + path; any JS error or CSP refusal fails the test."""
-    problems: list[str] = []
 
     def _open(path: str) -> Any:
-        page = context.new_page()
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-        page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        page = new_page()
         page.goto(live_server.url + path)
         return page
 
-    yield _open
-    assert problems == []
+    return _open
 
 
 def joined(open_sidebar, call_id: str) -> Any:
@@ -292,7 +259,7 @@ def test_server_text_is_shown_literally(open_sidebar, live_server):
     expect(page.locator("#overload-text")).to_contain_text("<i>slow</i>")
     expect(page.locator("#error-text")).to_have_text(img)
     assert page.locator("body img, body svg, body b, body i").count() == 0
-    assert page.locator("script").count() == 1  # agent.js only
+    assert page.locator("script").count() == 2  # common.js and agent.js only
     card.locator("button.suggestion").nth(0).click()
     expect(card.locator("button.suggestion").nth(0)).to_have_attribute("data-copied", "true")
     assert page.evaluate("navigator.clipboard.readText()") == img

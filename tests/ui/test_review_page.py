@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import wave
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+expect = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed").expect
 REPO = Path(__file__).resolve().parents[2]
+LAPTOP = {"width": 1366, "height": 768}  # the context_options viewport of tests/ui/conftest.py
 
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"Debian chromium is not installed at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-expect = sync_api.expect
-expect.set_options(timeout=5000)
-
-LAPTOP = {"width": 1366, "height": 768}
 AUDIO_SECONDS = 40.0
 
 NOT_MY_JOB_TEXT = "Я этим не занимаюсь, звоните в техподдержку."
@@ -221,69 +214,18 @@ def seeded(seed) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def context(browser) -> Iterator[Any]:
-    context = browser.new_context(viewport=LAPTOP, locale="ru-RU", timezone_id="UTC")
-    context.set_default_timeout(5000)
-    yield context
-    context.close()
-
-
-class Problems:
-    """JS errors, console errors and dialogs seen on the pages; `allow(regex)` expects a console error."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.allowed: list[re.Pattern[str]] = []
-
-    def allow(self, pattern: str) -> None:
-        self.allowed.append(re.compile(pattern))
-
-    def unexpected(self) -> list[str]:
-        return [p for p in self.seen if not any(a.search(p) for a in self.allowed)]
-
-
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
-@pytest.fixture
-def open_review(context, live_server, problems) -> Iterator[Any]:
+def open_review(new_page, live_server) -> Any:
     """open_review(path="/review") -> a page at live_server.url + path with the call list loaded; any JS
     error, console error or CSP refusal fails the test."""
 
     def _open(path: str = "/review") -> Any:
-        page = context.new_page()
-        page.on("pageerror", lambda exc: problems.seen.append(f"page error: {exc}"))
-        page.on("console", lambda msg: msg.type == "error" and problems.seen.append(f"console: {msg.text}"))
-        page.on(
-            "dialog", lambda dialog: (problems.seen.append(f"dialog: {dialog.message}"), dialog.dismiss())
-        )
+        page = new_page()
         page.goto(live_server.url + path)
         expect(page.locator("#call-list-note")).not_to_have_text(re.compile("Loading"))
         return page
 
-    yield _open
-    assert problems.unexpected() == []
+    return _open
 
 
 def rows(page) -> Any:
@@ -536,7 +478,7 @@ def test_server_text_is_shown_literally(open_review, seed, store):
     expect(page.locator("#scorecard .item-note")).to_have_text(img)
     expect(page.locator("#report-notes li")).to_have_text([script])
     assert page.locator("body img, body svg, body b, body i").count() == 0
-    assert page.locator("script").count() == 1  # review.js only
+    assert page.locator("script").count() == 2  # common.js and review.js only
     page.wait_for_timeout(200)  # give a stray onerror time to fire
     assert page.evaluate("window.__pwned") is None
 

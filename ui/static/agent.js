@@ -10,6 +10,8 @@
 "use strict";
 
 (() => {
+  const { h, str, num, speakerOf, clock } = window.cb;
+
   const CALL_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 5000;
@@ -78,38 +80,8 @@
 
   // ---------------------------------------------------------------- helpers
 
-  function h(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function str(value) {
-    return typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
-  }
-
-  function num(value) {
-    const n = Number(value);
-    return Number.isFinite(n) && n >= 0 ? n : 0;
-  }
-
   function timeKey(seconds) {
     return num(seconds).toFixed(3);
-  }
-
-  function speakerOf(value) {
-    return value === "agent" || value === "customer" ? value : "unknown";
-  }
-
-  // Call time in seconds -> "mm:ss" (or "h:mm:ss" past an hour).
-  function clock(seconds) {
-    const total = Math.floor(num(seconds));
-    const s = total % 60;
-    const m = Math.floor(total / 60) % 60;
-    const hours = Math.floor(total / 3600);
-    const pad = (n) => String(n).padStart(2, "0");
-    return hours > 0 ? `${hours}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
   }
 
   function announce(text) {

@@ -13,6 +13,8 @@
 "use strict";
 
 (() => {
+  const { h, str, num, list, speakerOf, clock, when } = window.cb;
+
   const JOB_POLL_MS = 1000;
   const LIST_POLL_MS = 4000;
   const PLAY_LEAD_S = 1;
@@ -109,57 +111,12 @@
 
   // ---------------------------------------------------------------- helpers
 
-  function h(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function str(value) {
-    return typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
-  }
-
-  function num(value) {
-    const n = Number(value);
-    return Number.isFinite(n) && n >= 0 ? n : 0;
-  }
-
   function isNum(value) {
     return value !== null && value !== undefined && value !== "" && Number.isFinite(Number(value));
   }
 
-  function list(value) {
-    return Array.isArray(value) ? value : [];
-  }
-
-  function speakerOf(value) {
-    return value === "agent" || value === "customer" ? value : "unknown";
-  }
-
   function kindOf(value) {
     return value === "forbidden" || value === "trigger" || value === "practice" ? value : "trigger";
-  }
-
-  // Seconds -> "mm:ss" (or "h:mm:ss" past an hour).
-  function clock(seconds) {
-    const total = Math.floor(num(seconds));
-    const s = total % 60;
-    const m = Math.floor(total / 60) % 60;
-    const hours = Math.floor(total / 3600);
-    const pad = (n) => String(n).padStart(2, "0");
-    return hours > 0 ? `${hours}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
-  }
-
-  // ISO timestamp -> "YYYY-MM-DD HH:MM" in the browser's time zone ("" when unparseable).
-  function when(iso) {
-    const date = new Date(str(iso));
-    if (Number.isNaN(date.getTime())) return str(iso);
-    const pad = (n) => String(n).padStart(2, "0");
-    return (
-      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
-      `${pad(date.getHours())}:${pad(date.getMinutes())}`
-    );
   }
 
   function percent(score) {

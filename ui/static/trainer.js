@@ -22,6 +22,8 @@
 "use strict";
 
 (() => {
+  const { h, str, list, when } = window.cb;
+
   const TRY_DEBOUNCE_MS = 400;
   const BUILDING_AFTER_MS = 700;
   const REJECTED_KEY = "callbuffer.trainer.rejected";
@@ -136,21 +138,6 @@
 
   // ---------------------------------------------------------------- helpers
 
-  function h(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function str(value) {
-    return typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
-  }
-
-  function list(value) {
-    return Array.isArray(value) ? value : [];
-  }
-
   function num(value) {
     const n = Number(value);
     return Number.isFinite(n) ? n : 0;
@@ -168,16 +155,6 @@
     const rounded = Number(delta.toFixed(digits));
     if (rounded === 0) return "±0";
     return `${rounded > 0 ? "+" : "−"}${Math.abs(rounded).toFixed(digits)}`;
-  }
-
-  function when(iso) {
-    const date = new Date(str(iso));
-    if (Number.isNaN(date.getTime())) return str(iso);
-    const pad = (n) => String(n).padStart(2, "0");
-    return (
-      `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
-      `${pad(date.getHours())}:${pad(date.getMinutes())}`
-    );
   }
 
   function announce(text) {

@@ -1,0 +1,103 @@
+"""Browser fixtures shared by the UI tests: a headless Debian Chromium driven by Playwright, a fresh
+context per test, and `new_page()`, which opens a page that fails the test on any JS error, console error
+(a CSP refusal included) or browser dialog unless the test allowed it with `problems.allow(regex)`.
+
+Every test here is skipped when Chromium is not installed at CHROMIUM; a test module skips itself when
+python playwright is not installed (it imports `expect` with pytest.importorskip).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[2]
+LAPTOP = {"width": 1366, "height": 768}
+HERE = Path(__file__).resolve().parent
+
+try:
+    from playwright import sync_api
+except ImportError:  # the test modules skip themselves
+    sync_api = None
+else:
+    sync_api.expect.set_options(timeout=5000)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if Path(CHROMIUM).is_file():
+        return
+    skip = pytest.mark.skip(reason=f"Debian chromium is not installed at {CHROMIUM}")
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context_options() -> dict[str, Any]:
+    """Options of each test's browser context; a test module overrides this fixture to change them."""
+    return {"viewport": LAPTOP, "locale": "ru-RU", "timezone_id": "UTC"}
+
+
+@pytest.fixture
+def context(browser, context_options) -> Iterator[Any]:
+    context = browser.new_context(**context_options)
+    context.set_default_timeout(5000)
+    yield context
+    context.close()
+
+
+class Problems:
+    """JS errors, console errors and dialogs seen on the pages; `allow(regex)` expects a console error."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [p for p in self.seen if not any(a.search(p) for a in self.allowed)]
+
+
+@pytest.fixture
+def problems() -> Problems:
+    return Problems()
+
+
+@pytest.fixture
+def new_page(context, problems) -> Iterator[Callable[[], Any]]:
+    """new_page() -> a blank page of `context` whose problems are recorded; any that the test did not allow
+    fails it at teardown."""
+
+    def _new() -> Any:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.seen.append(f"page error: {exc}"))
+        page.on("console", lambda msg: msg.type == "error" and problems.seen.append(f"console: {msg.text}"))
+        page.on(
+            "dialog", lambda dialog: (problems.seen.append(f"dialog: {dialog.message}"), dialog.dismiss())
+        )
+        return page
+
+    yield _new
+    assert problems.unexpected() == []

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from server import api_audits, api_calls, api_packs, telephony
-from server.audit_jobs import AuditFn, AuditRunner, audit_function
+from server.audit_jobs import AuditRunner, audit_function
 from server.audit_store import AuditStore
 from server.calls import CallRegistry
 from server.config import Settings
@@ -35,13 +35,8 @@ def static_dir() -> Path:
     return Path(str(files("ui") / "static"))
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    engine: LiveEngine | None = None,
-    audit: AuditFn | None = None,
-) -> FastAPI:
-    """The server app for `settings`; pass `engine` (and `audit`) to share already-loaded models."""
+def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = None) -> FastAPI:
+    """The server app for `settings`; pass `engine` to share already-loaded models (tests, benchmarks)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -52,8 +47,7 @@ def create_app(
         app.state.packs = PackService(pack_store, live, settings.cache_dir)
         await asyncio.to_thread(app.state.packs.activate_stored)
         app.state.audits = AuditStore(settings.db_path)
-        run_audit, expected = audit_function(settings, live) if audit is None else (audit, ())
-        app.state.audit_runner = AuditRunner(app.state.audits, run_audit, expected)
+        app.state.audit_runner = AuditRunner(app.state.audits, *audit_function(settings, live))
         try:
             yield
         finally:

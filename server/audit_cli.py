@@ -26,7 +26,16 @@ from typing import Any
 
 import click
 
-from models.audit import SCHEMA_VERSION, AuditError, AuditOptions, Auditor, file_sha256, transcribe_options
+from models.audit import (
+    BATCH_SIZE,
+    SCHEMA_VERSION,
+    AuditError,
+    AuditOptions,
+    Auditor,
+    batched,
+    file_sha256,
+    transcribe_options,
+)
 from models.packs import default_pack_path
 from server.cli_settings import encoder_option, pack_option, settings_from
 from server.config import Settings
@@ -141,6 +150,7 @@ def settings_key(settings: Settings, options: AuditOptions) -> str:
         "encoder": settings.encoder,
         "whisper": settings.whisper_model,
         "transcribe": transcribe_options(options.language),
+        "batch_size": BATCH_SIZE,
         "schema": SCHEMA_VERSION,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -239,8 +249,12 @@ def load_auditor(settings: Settings) -> Auditor:
         model = load_whisper(settings.whisper_model, cache_dir=settings.cache_dir)
     except (PackError, EncoderError, ModelUnavailableError, OSError) as exc:
         raise AuditSetupError(f"cannot load the models: {exc}") from exc
+    pipeline, extra = batched(model)
     return Auditor(
-        model, classifier, model_info={"whisper": settings.whisper_model, "encoder": settings.encoder}
+        pipeline,
+        classifier,
+        model_info={"whisper": settings.whisper_model, "encoder": settings.encoder},
+        transcribe_extra=extra,
     )
 
 

@@ -82,14 +82,16 @@ def audit_function(settings: Settings, engine: LiveEngine) -> tuple[AuditFn, tup
     """The audit the server runs on uploads (the live engine's classifier of the active pack, Whisper's
     full window), and the errors that mean "this recording cannot be audited" rather than a fault. The
     model loads at the first upload, on the audit thread, so the server starts as fast without audits."""
-    from models.audit import AuditError, AuditOptions, Auditor
+    from models.audit import AuditError, AuditOptions, Auditor, batched
     from models.whisper_model import load_whisper
 
     def run(path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        pipeline, extra = batched(load_whisper(settings.whisper_model, cache_dir=settings.cache_dir))
         auditor = Auditor(
-            load_whisper(settings.whisper_model, cache_dir=settings.cache_dir),
+            pipeline,
             engine.classifier,
             model_info={"whisper": settings.whisper_model, "encoder": settings.encoder},
+            transcribe_extra=extra,
         )
         audit_options = AuditOptions(
             roles=tuple(options.get("channels") or ("agent", "customer")),

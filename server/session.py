@@ -102,7 +102,6 @@ class CallSession:
         self._background: set[asyncio.Task[None]] = set()  # previews and overload notices being sent
         self._early: dict[int, tuple[tuple[int, int], Future[list[Segment]]]] = {}  # channel -> likely final
         self._previews: set[Future[list[Segment]]] = set()
-        self.received_seconds = 0.0
         self._publisher = asyncio.create_task(self._publish_finals(), name=f"call-{call_id}-publish")
         self._task = asyncio.create_task(self._run(), name=f"call-{call_id}")
         for task in (self._task, self._publisher):
@@ -117,7 +116,6 @@ class CallSession:
         if self._task.done() or self._publisher.done():  # a fault (logged): do not pile up unread audio
             raise SessionStateError(f"call {self.call_id} cannot go on: recognition failed")
         audio = decode_frame(frame, encoding=self.start.encoding, channels=self.start.channels)
-        self.received_seconds += audio.shape[1] / self.start.sample_rate
         self._queue.put_nowait(audio)
 
     async def stop(self) -> None:

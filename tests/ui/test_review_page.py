@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from audio.synth import SynthCall
 
 expect = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed").expect
 REPO = Path(__file__).resolve().parents[2]
@@ -171,13 +172,7 @@ def write_wav(path: Path, seconds: float = AUDIO_SECONDS, rate: int = 8000) -> P
     """A real stereo 16-bit WAV: a quiet tone on each channel (what matters is that it loads and seeks)."""
     t = np.arange(int(seconds * rate)) / rate
     left, right = 0.1 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 660 * t)
-    pcm = np.round(np.stack([left, right], axis=1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
-    return path
+    return SynthCall(np.stack([left, right]).astype(np.float32), rate).write_wav(path)
 
 
 @pytest.fixture

@@ -13,13 +13,14 @@ import json
 import os
 import re
 import shutil
-import wave
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+
+from audio.synth import SynthCall
 
 expect = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed").expect
 REPO = Path(__file__).resolve().parents[2]
@@ -61,13 +62,7 @@ def write_wav(path: Path, seconds: float = 5.0, rate: int = 8000) -> Path:
     """A real stereo 16-bit WAV (a quiet tone): an audited call needs a recording."""
     t = np.arange(int(seconds * rate)) / rate
     tone = 0.1 * np.sin(2 * np.pi * 440 * t)
-    pcm = np.round(np.stack([tone, tone], axis=1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
-    return path
+    return SynthCall(np.stack([tone, tone]).astype(np.float32), rate).write_wav(path)
 
 
 # -- the browser --------------------------------------------------------------------------------------

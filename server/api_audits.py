@@ -17,10 +17,14 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from server.audit_store import AuditedCall, AuditStore, Flag, UnknownAuditError
+from server.auth import require
+from server.auth_store import Role
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["audits"])
+REVIEWERS = require(Role.REVIEWER)
+FLAG_READERS = require(Role.REVIEWER, Role.TRAINER)  # trainers turn dismissed flags into counter-examples
 
 UPLOAD_CHUNK = 1 << 20
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -66,7 +70,7 @@ def _flag_json(flag: Flag) -> dict[str, Any]:
     }
 
 
-@router.post("/audits", status_code=202)
+@router.post("/audits", status_code=202, dependencies=[REVIEWERS])
 async def upload(
     request: Request,
     files: Annotated[list[UploadFile], File(description="one or more recordings")],
@@ -123,7 +127,7 @@ async def _save(upload_file: UploadFile, folder: Path, limit: int) -> tuple[str,
     return name, str(target)
 
 
-@router.get("/audits/{job_id}")
+@router.get("/audits/{job_id}", dependencies=[REVIEWERS])
 async def job(request: Request, job_id: str) -> dict[str, Any]:
     """The job's status (queued, running, done, failed: worst of its calls) and each call's report."""
     store = _store(request)
@@ -139,7 +143,7 @@ async def job(request: Request, job_id: str) -> dict[str, Any]:
     return {"id": job_id, "status": status, "calls": [{**_call_json(c), "report": r} for c, r in reports]}
 
 
-@router.get("/audited-calls")
+@router.get("/audited-calls", dependencies=[REVIEWERS])
 async def audited_calls(
     request: Request,
     category: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,63}$")] = None,
@@ -165,7 +169,7 @@ async def audited_calls(
     return {"calls": rows}
 
 
-@router.get("/audited-calls/{call_id}")
+@router.get("/audited-calls/{call_id}", dependencies=[REVIEWERS])
 async def audited_call(request: Request, call_id: str) -> dict[str, Any]:
     """One audited recording: its report and its flags with their review status."""
     store = _store(request)
@@ -177,7 +181,7 @@ async def audited_call(request: Request, call_id: str) -> dict[str, Any]:
     return {**_call_json(call), "report": report, "flags": [_flag_json(f) for f in flags]}
 
 
-@router.get("/audited-calls/{call_id}/audio")
+@router.get("/audited-calls/{call_id}/audio", dependencies=[REVIEWERS])
 async def audio(request: Request, call_id: str) -> FileResponse:
     """The recording as uploaded (byte ranges supported, so the player can seek to a flagged moment)."""
     try:
@@ -195,7 +199,7 @@ class FlagReview(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-@router.put("/flags/{flag_id}")
+@router.put("/flags/{flag_id}", dependencies=[REVIEWERS])
 async def review_flag(request: Request, flag_id: int, review: FlagReview) -> dict[str, Any]:
     """Confirm or dismiss a flag (or put it back to pending)."""
     try:
@@ -205,7 +209,7 @@ async def review_flag(request: Request, flag_id: int, review: FlagReview) -> dic
     return _flag_json(flag)
 
 
-@router.get("/flags/export", response_class=PlainTextResponse)
+@router.get("/flags/export", response_class=PlainTextResponse, dependencies=[FLAG_READERS])
 async def export_flags(
     request: Request, status: Literal["confirmed", "dismissed"] | None = None
 ) -> PlainTextResponse:

@@ -16,6 +16,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSock
 from starlette.websockets import WebSocketState
 
 from audio.codecs import FrameError
+from server.auth import authorize_socket, refuse_socket, require
+from server.auth_store import Principal, Role
 from server.calls import CallBusyError, CallRegistry, TooManyCallsError
 from server.hub import Listener
 from server.protocol import (
@@ -33,6 +35,9 @@ from server.store import CallExistsError, CallRecord
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
+STREAMERS = (Role.TELEPHONY,)  # audio in: an integration's token (admins too)
+WATCHERS = (Role.AGENT, Role.REVIEWER)  # events and call records out
+WATCHERS_HTTP = require(*WATCHERS)
 
 
 def registry_of(connection: WebSocket | Request) -> CallRegistry:
@@ -45,7 +50,7 @@ def registry_of(connection: WebSocket | Request) -> CallRegistry:
 @router.websocket("/v1/calls/{call_id}/stream")
 async def stream(ws: WebSocket, call_id: str) -> None:
     """``start`` text frame, binary audio frames, ``stop``; events come back on the same socket."""
-    if not await _accept(ws, call_id):
+    if await _accept(ws, call_id, STREAMERS) is None:
         return
     try:
         start = await _read_start(ws)
@@ -125,15 +130,19 @@ async def send_events(ws: WebSocket, listener: Listener) -> None:
             await ws.close(CloseCode.POLICY, reason="too far behind; reconnect to be replayed")
 
 
-async def _accept(ws: WebSocket, call_id: str) -> bool:
-    """Accept the socket; False (and closed with 1008) if the call id in its URL is not valid."""
+async def _accept(ws: WebSocket, call_id: str, roles: tuple[Role, ...]) -> Principal | None:
+    """Accept the socket and check who is on it; None (and closed with 1008) if the credential does not
+    allow one of `roles` or the call id in the URL is not valid."""
     await ws.accept()
+    principal = await authorize_socket(ws, roles)
+    if principal is None:
+        return None
     try:
         validate_call_id(call_id)
     except ProtocolError as exc:
         await _refuse(ws, str(exc), CloseCode.POLICY)
-        return False
-    return True
+        return None
+    return principal
 
 
 async def _refuse(ws: WebSocket, message: str, code: CloseCode) -> None:
@@ -152,15 +161,20 @@ async def events(ws: WebSocket, call_id: str) -> None:
 
     A sidebar may join before the call starts (it waits), during it, or after it (replay, then ``end``).
     """
-    if not await _accept(ws, call_id):
+    principal = await _accept(ws, call_id, WATCHERS)
+    if principal is None:
         return
     registry = registry_of(ws)
+    record = await asyncio.to_thread(registry.call_record, call_id)
+    if record is not None and not may_watch(principal, record):
+        await refuse_socket(ws, f"call {call_id!r} belongs to another agent")
+        return
+    owner = principal.name if principal.role is Role.AGENT else None
     if registry.hub.is_live(call_id):
-        listener = registry.hub.subscribe(call_id)
+        listener = registry.hub.subscribe(call_id, owner=owner)
     else:
         backlog = await asyncio.to_thread(registry.replay, call_id, True)
-        listener = registry.hub.subscribe(call_id, backlog=backlog)
-        record = await asyncio.to_thread(registry.call_record, call_id)
+        listener = registry.hub.subscribe(call_id, backlog=backlog, owner=owner)
         if record is not None and record.status == "completed":
             listener.offer(None)
     sender = asyncio.create_task(send_events(ws, listener))
@@ -185,6 +199,11 @@ async def _until_disconnect(ws: WebSocket) -> None:
 # -- REST ---------------------------------------------------------------------------------------------
 
 
+def may_watch(principal: Principal, record: CallRecord) -> bool:
+    """Agents see their own calls and calls with no agent named; reviewers and admins see every call."""
+    return principal.role is not Role.AGENT or record.agent in (None, principal.name)
+
+
 def _call_json(record: CallRecord) -> dict[str, Any]:
     return {
         "call_id": record.call_id,
@@ -193,26 +212,29 @@ def _call_json(record: CallRecord) -> dict[str, Any]:
         "ended_at": record.ended_at,
         "roles": list(record.roles),
         "language": record.language,
+        "agent": record.agent,
     }
 
 
 @router.get("/v1/calls")
 async def list_calls(
     request: Request,
+    principal: Annotated[Principal, WATCHERS_HTTP],
     active: Annotated[bool, Query(description="only calls streaming now")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Calls, newest first."""
+    """Calls, newest first (for an agent: their own and those with no agent named)."""
     store = registry_of(request).engine.store
     records = await asyncio.to_thread(store.list_calls, limit, offset)
-    if active:
-        records = [r for r in records if r.status == "active"]
+    records = [r for r in records if may_watch(principal, r) and (not active or r.status == "active")]
     return {"calls": [_call_json(r) for r in records]}
 
 
 @router.get("/v1/calls/{call_id}")
-async def get_call(request: Request, call_id: str) -> dict[str, Any]:
+async def get_call(
+    request: Request, call_id: str, principal: Annotated[Principal, WATCHERS_HTTP]
+) -> dict[str, Any]:
     """One call with its final turns and alerts."""
     try:
         validate_call_id(call_id)
@@ -222,6 +244,8 @@ async def get_call(request: Request, call_id: str) -> dict[str, Any]:
     record = await asyncio.to_thread(store.get_call, call_id)
     if record is None:
         raise HTTPException(status_code=404, detail=f"unknown call id {call_id!r}")
+    if not may_watch(principal, record):
+        raise HTTPException(status_code=403, detail=f"call {call_id!r} belongs to another agent")
     turns = await asyncio.to_thread(store.list_turns, call_id)
     alerts = await asyncio.to_thread(store.list_alerts, call_id)
     return {

@@ -16,12 +16,14 @@ from models.classifier import Detection, Speaker, Turn
 from models.evaluation import EvalDataError, EvalRow, evaluate, read_eval_rows
 from models.pack_diff import diff_packs
 from models.packs import PackError, PhrasePack, parse_pack
+from server.auth import require
+from server.auth_store import Role
 from server.pack_store import PackExistsError, PackStoreError, UnknownPackError
 from server.packs_service import PackService
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/packs", tags=["packs"])
+router = APIRouter(prefix="/v1/packs", tags=["packs"], dependencies=[require(Role.TRAINER)])
 
 MAX_IMPORT_BYTES = 2 << 20  # the default pack is ~150 KB
 MAX_EVAL_ROWS = 5000

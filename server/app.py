@@ -18,9 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from server import api_audits, api_calls, api_packs, telephony
+from server import api_audits, api_auth, api_calls, api_packs, api_users, telephony
 from server.audit_jobs import AuditRunner, audit_function
 from server.audit_store import AuditStore
+from server.auth_store import AuthStore
 from server.calls import CallRegistry
 from server.config import Settings
 from server.engine import LiveEngine
@@ -42,6 +43,9 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live = engine or LiveEngine.start(settings)
+        app.state.auth = AuthStore(settings.db_path)
+        if not app.state.auth.has_admin():
+            logger.warning("no admin user yet: create one with `callbuffer users add NAME --role admin`")
         app.state.calls = CallRegistry(live)
         pack_store = PackStore(settings.db_path, seed=live.classifier.pack)
         app.state.packs = PackService(pack_store, live, settings.cache_dir)
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
             app.state.audit_runner.close()
             app.state.audits.close()
             pack_store.close()
+            app.state.auth.close()
             if engine is None:
                 live.close()
 
@@ -68,6 +73,8 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
     app.include_router(telephony.router)
     app.include_router(api_audits.router)
     app.include_router(api_packs.router)
+    app.include_router(api_auth.router)
+    app.include_router(api_users.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     @app.get("/", include_in_schema=False)

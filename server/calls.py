@@ -54,13 +54,19 @@ class CallRegistry:
         self._opening.add(call_id)
         try:
             await self._run(
-                store.create_call, call_id, start.roles, start.language, start.encoding, start.sample_rate
+                store.create_call,
+                call_id,
+                start.roles,
+                start.language,
+                start.encoding,
+                start.sample_rate,
+                start.agent,
             )
             history = await self._run(self.replay, call_id, False)
         finally:
             self._opening.discard(call_id)
         offset = _resume_offset(history)
-        self.hub.open(call_id, history)
+        self.hub.open(call_id, history, agent=start.agent)
         session = CallSession(
             call_id, start, self.engine, self._emitter(call_id), self._executor, time_offset=offset
         )

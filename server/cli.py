@@ -18,6 +18,7 @@ from server.audit_cli import audit
 from server.classify_lines import format_result, parse_raw, read_line_batches
 from server.cli_settings import encoder_option, pack_option, settings_from
 from server.config import Settings
+from server.users_cli import users
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,8 @@ def serve(
 @click.option("--realtime/--fast", default=True, show_default=True, help="Send at the pace of the audio.")
 @click.option("--mic", is_flag=True, help="Stream the default microphone instead of a file (Ctrl+C ends).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw events as JSON lines.")
+@click.option("--token", envvar="CALLBUFFER_TOKEN", default=None, help="API token (CALLBUFFER_TOKEN).")
+@click.option("--agent", default=None, help="The agent user on the call (their sidebar sees it).")
 def simulate(
     file: Path | None,
     url: str,
@@ -169,6 +172,8 @@ def simulate(
     realtime: bool,
     mic: bool,
     as_json: bool,
+    token: str | None,
+    agent: str | None,
 ) -> None:
     """Stream a recording (or the microphone) to a running server and print its events as they come."""
     import asyncio
@@ -192,7 +197,10 @@ def simulate(
             recording = load_recording(file, role_list, language)
             start, frames, name = recording.start, recording.frames, file.stem
         call = call_id or f"{name}-{int(time.time())}"
-        result = asyncio.run(stream_call(url, call, start, frames, realtime=realtime or mic, on_event=show))
+        start = start.model_copy(update={"agent": agent}) if agent else start
+        result = asyncio.run(
+            stream_call(url, call, start, frames, realtime=realtime or mic, on_event=show, token=token)
+        )
     except (SimulateError, AudioDecodeError, ValidationError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
@@ -217,3 +225,4 @@ def _microphone(roles: list[str] | None, language: str | None):  # noqa: ANN202
 
 
 main.add_command(audit)
+main.add_command(users)

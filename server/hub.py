@@ -25,6 +25,7 @@ class Listener:
     """One socket's view of a call: events to send, in order; None marks the end of the call."""
 
     call_id: str
+    owner: str | None = None  # the agent user listening, None for roles that may watch any call
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(LISTENER_QUEUE))
     overflowed: bool = False
 
@@ -50,10 +51,12 @@ class EventHub:
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._history: dict[str, list[str]] = {}
 
-    def subscribe(self, call_id: str, backlog: list[str] | None = None) -> Listener:
+    def subscribe(
+        self, call_id: str, backlog: list[str] | None = None, *, owner: str | None = None
+    ) -> Listener:
         """A new listener, first given `backlog` (e.g. a finished call from the store) or the live
-        call's history, then everything published after."""
-        listener = Listener(call_id)
+        call's history, then everything published after. `owner`: the agent user behind it."""
+        listener = Listener(call_id, owner)
         for event in backlog if backlog is not None else self._history.get(call_id, []):
             listener.offer(event)
         self._listeners[call_id].add(listener)
@@ -66,9 +69,17 @@ class EventHub:
             if not listeners:
                 del self._listeners[listener.call_id]
 
-    def open(self, call_id: str, history: list[str]) -> None:
-        """A call goes live; `history` holds what a resumed call already said."""
+    def open(self, call_id: str, history: list[str], *, agent: str | None = None) -> None:
+        """A call goes live; `history` holds what a resumed call already said. A call with an `agent`
+        belongs to that agent: another agent's sidebar that joined before it started is cut off."""
         self._history[call_id] = list(history)
+        if agent is not None:
+            for listener in list(self._listeners.get(call_id, ())):
+                if listener.owner is not None and listener.owner != agent:
+                    logger.info(
+                        "call %s belongs to %s; closing the sidebar of %s", call_id, agent, listener.owner
+                    )
+                    listener.offer(None)
 
     def is_live(self, call_id: str) -> bool:
         return call_id in self._history

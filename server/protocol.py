@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -43,6 +44,7 @@ SampleRate = Literal[8000, 16000]
 Channels = Literal[1, 2]
 Role = Literal["agent", "customer", "unknown"]
 Language = Literal["ru", "en"]
+AgentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 AlertKind = Literal["forbidden", "trigger"]
 
 _CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -92,6 +94,7 @@ class StartMessage(_Control):
 
     ``roles[i]`` names the speaker on channel ``i``; a role may repeat only if it is ``unknown``.
     ``language`` pins recognition to one language; ``None`` lets the recogniser detect it.
+    ``agent`` names the agent user on the call: then only that agent's sidebar (and reviewers) see it.
     """
 
     type: Literal["start"] = "start"
@@ -100,6 +103,7 @@ class StartMessage(_Control):
     channels: Channels
     roles: list[Role]
     language: Language | None = None
+    agent: AgentName | None = None
 
     @field_validator("sample_rate", "channels", mode="before")
     @classmethod
@@ -128,8 +132,8 @@ class StartMessage(_Control):
         return self
 
     def to_json(self) -> str:
-        """The message as a compact JSON text frame (what a client sends)."""
-        return self.model_dump_json()
+        """The message as a compact JSON text frame (what a client sends); ``agent`` only when named."""
+        return self.model_dump_json(exclude={"agent"} if self.agent is None else None)
 
 
 class StopMessage(_Control):

@@ -93,13 +93,16 @@ async def stream_call(
     realtime: bool = True,
     on_event: Callable[[Received], None] | None = None,
     frame_seconds: float = FRAME_SECONDS,
+    token: str | None = None,
 ) -> SimulationResult:
     """Open ``{url}/v1/calls/{call_id}/stream``, send start, frames and stop, and collect every event
-    until the server closes. With `realtime`, frames go out on the wall clock (a frame every 20 ms)."""
+    until the server closes. With `realtime`, frames go out on the wall clock (a frame every 20 ms).
+    `token`: an API token of a telephony integration (or an admin), sent as a bearer header."""
     result = SimulationResult()
     address = f"{url.rstrip('/')}/v1/calls/{call_id}/stream"
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        async with connect(address, max_size=2**22, open_timeout=30) as ws:
+        async with connect(address, max_size=2**22, open_timeout=30, additional_headers=headers) as ws:
             await ws.send(start.to_json())
             t0 = time.monotonic()
 

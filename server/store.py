@@ -29,7 +29,7 @@ from server.sqlite import DatabaseError, SQLiteFile
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: calls.agent
 MAX_LIST_LIMIT = 1000
 
 CallStatus = Literal["active", "completed", "disconnected", "failed"]
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS calls (
     status      TEXT NOT NULL DEFAULT 'active'
                 CHECK (status IN ('active', 'completed', 'disconnected', 'failed')),
     created_at  TEXT NOT NULL,          -- UTC ISO 8601
-    ended_at    TEXT                    -- UTC ISO 8601, NULL while active
+    ended_at    TEXT,                   -- UTC ISO 8601, NULL while active
+    agent       TEXT                    -- the agent user on the call, NULL if any agent may watch it
 );
 CREATE INDEX IF NOT EXISTS calls_created ON calls (created_at);
 CREATE TABLE IF NOT EXISTS turns (
@@ -111,6 +112,7 @@ class CallRecord:
     status: CallStatus
     created_at: str
     ended_at: str | None
+    agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,9 @@ class Store(SQLiteFile):
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             if row[0] is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] == 1:  # a file from before calls had an agent
+                conn.execute("ALTER TABLE calls ADD COLUMN agent TEXT")
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.path} has schema version {row[0]}; this callbuffer supports up to "
@@ -186,8 +191,10 @@ class Store(SQLiteFile):
         language: str | None,
         encoding: str,
         sample_rate: int,
+        agent: str | None = None,
     ) -> CallRecord:
         """Start a call, or resume one that ended ``disconnected``/``failed`` with the same parameters.
+        `agent` names the agent user on the call (only their sidebar, reviewers and admins see it).
 
         Raises CallExistsError for a call id that is active or completed, or that is resumed with other
         parameters; StoreError for empty roles.
@@ -200,20 +207,21 @@ class Store(SQLiteFile):
             row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
             if row is None:
                 conn.execute(
-                    "INSERT INTO calls (call_id, roles, language, encoding, sample_rate, status, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'active', ?)",
-                    (call_id, roles_json, language, encoding, int(sample_rate), _now()),
+                    "INSERT INTO calls (call_id, roles, language, encoding, sample_rate, status, created_at,"
+                    " agent) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+                    (call_id, roles_json, language, encoding, int(sample_rate), _now(), agent),
                 )
                 logger.debug("call %s created", call_id)
             else:
                 existing = _call(row)
                 if existing.status not in _REOPENABLE:
                     raise CallExistsError(f"call id {call_id!r} is already in use ({existing.status})")
-                wanted = (roles, language, encoding, int(sample_rate))
-                if wanted != (existing.roles, existing.language, existing.encoding, existing.sample_rate):
+                wanted = (roles, language, encoding, int(sample_rate), agent)
+                had = (existing.roles, existing.language, existing.encoding, existing.sample_rate)
+                if wanted != (*had, existing.agent):
                     raise CallExistsError(
                         f"call {call_id!r} ended {existing.status} and can only be resumed with the same "
-                        "roles, language, encoding and sample rate"
+                        "roles, language, encoding, sample rate and agent"
                     )
                 conn.execute(
                     "UPDATE calls SET status = 'active', ended_at = NULL WHERE call_id = ?", (call_id,)
@@ -365,6 +373,7 @@ def _call(row: sqlite3.Row) -> CallRecord:
         status=row["status"],
         created_at=row["created_at"],
         ended_at=row["ended_at"],
+        agent=row["agent"],
     )
 
 

@@ -32,7 +32,8 @@ from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
 from audio.codecs import FrameError
-from server.api_calls import registry_of
+from server.api_calls import STREAMERS, registry_of
+from server.auth import authorize_socket, credential_of
 from server.calls import CallBusyError, TooManyCallsError
 from server.protocol import CloseCode, ProtocolError, StartMessage, validate_call_id
 from server.session import CallSession
@@ -59,6 +60,7 @@ class TwilioStart:
     call_id: str
     start: StartMessage
     tracks: tuple[str, ...]
+    token: str | None = None  # customParameters.token: Twilio cannot send headers or a query string
 
 
 @dataclass
@@ -138,11 +140,19 @@ def twilio_start(message: dict[str, Any]) -> TwilioStart:
     language = params.get("language") or None
     try:
         protocol_start = StartMessage(
-            encoding="mulaw", sample_rate=TWILIO_RATE, channels=len(roles), roles=roles, language=language
+            encoding="mulaw",
+            sample_rate=TWILIO_RATE,
+            channels=len(roles),
+            roles=roles,
+            language=language,
+            agent=params.get("agent") or None,
         )
     except ValidationError as exc:
         raise TelephonyError(f"Twilio customParameters: {exc.errors()[0]['msg']}") from None
-    return TwilioStart(validate_call_id(call_id), protocol_start, tuple(tracks))
+    token = params.get("token")
+    return TwilioStart(
+        validate_call_id(call_id), protocol_start, tuple(tracks), token if isinstance(token, str) else None
+    )
 
 
 @router.websocket("/v1/twilio")
@@ -153,6 +163,10 @@ async def twilio(ws: WebSocket) -> None:
     aligner: TwilioAligner | None = None
     normal = False
     registry = registry_of(ws)
+    # a token in a header or the URL is checked now; else customParameters.token, with the start
+    checked = credential_of(ws) is not None
+    if checked and await authorize_socket(ws, STREAMERS) is None:
+        return
     try:
         while True:
             frame = await ws.receive()
@@ -162,6 +176,8 @@ async def twilio(ws: WebSocket) -> None:
             event = message.get("event")
             if event == "start" and session is None:
                 started = twilio_start(message)
+                if not checked and await authorize_socket(ws, STREAMERS, started.token) is None:
+                    return
                 session = await registry.open(started.call_id, started.start)
                 aligner = TwilioAligner(started.tracks)
             elif event == "media" and session is not None and aligner is not None:
@@ -212,8 +228,15 @@ def _json_object(text: str | None) -> dict[str, Any]:
 # -- FreeSWITCH mod_audio_fork ----------------------------------------------------------------------------
 
 
-def fork_start(metadata: str, query: dict[str, str]) -> tuple[str, StartMessage]:
-    """Call id and start for a mod_audio_fork connection from its metadata frame and URL query."""
+@dataclass(frozen=True)
+class ForkStart:
+    call_id: str
+    start: StartMessage
+    token: str | None  # metadata 'token' (a header or ?access_token= in the URL also work)
+
+
+def fork_start(metadata: str, query: dict[str, str]) -> ForkStart:
+    """Call id, start and token of a mod_audio_fork connection from its metadata frame and URL query."""
     try:
         meta = json.loads(metadata) if metadata.strip() else {}
     except json.JSONDecodeError:
@@ -237,11 +260,13 @@ def fork_start(metadata: str, query: dict[str, str]) -> tuple[str, StartMessage]
             channels=channels,
             roles=roles,
             language=merged.get("language") or None,
+            agent=merged.get("agent") or None,
         )
     except ValidationError as exc:
         error = exc.errors()[0]
         raise TelephonyError(f"mod_audio_fork: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
-    return validate_call_id(str(call_id)), start
+    token = meta.get("token")
+    return ForkStart(validate_call_id(str(call_id)), start, token if isinstance(token, str) else None)
 
 
 @router.websocket("/v1/freeswitch")
@@ -256,8 +281,11 @@ async def freeswitch(ws: WebSocket) -> None:
             return
         if first.get("text") is None:
             raise TelephonyError("mod_audio_fork: the first frame must be the metadata text")
-        call_id, start = fork_start(first["text"], dict(ws.query_params))
-        session = await registry.open(call_id, start)
+        forked = fork_start(first["text"], dict(ws.query_params))
+        call_id = forked.call_id
+        if await authorize_socket(ws, STREAMERS, forked.token) is None:
+            return
+        session = await registry.open(call_id, forked.start)
         while (frame := await ws.receive())["type"] != "websocket.disconnect":
             if frame.get("bytes") is not None:
                 try:

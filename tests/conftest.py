@@ -91,13 +91,15 @@ def shared_models(cache_dir: Path, classifier):
 class LiveServer:
     """A callbuffer server under uvicorn on a free port, its loop on a background thread.
 
-    ``url``/``ws``: base addresses; ``engine``/``settings``: the server's own. ``publish(call_id, event)``
+    ``url``/``ws``: base addresses; ``engine``/``settings``: the server's own; ``users``: one
+    :class:`TestUser` per role (keys of TEST_USERS), ``token(key)`` their API tokens and ``http(key)`` an
+    httpx client that sends it. ``publish(call_id, event)``
     and ``drop_sidebars(call_id)`` act on the server's real event hub (for UI tests that need events in
     an exact order): the first event makes the call exist and ``active`` in the store, ``end`` completes
     it; dropping closes the call's sidebar sockets without ``end``, as a server restart would.
     """
 
-    def __init__(self, app, engine, settings) -> None:
+    def __init__(self, app, engine, settings, users: dict[str, TestUser]) -> None:
         import asyncio
         import socket
         import threading
@@ -108,7 +110,8 @@ class LiveServer:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.url, self.ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-        self.app, self.engine, self.settings = app, engine, settings
+        self.app, self.engine, self.settings, self.users = app, engine, settings, users
+        self._clients: dict[str, object] = {}
         self._turn_ids: dict[str, int] = {}
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
         self._server = uvicorn.Server(config)
@@ -185,7 +188,23 @@ class LiveServer:
         while self.on_loop(hub.listener_count, call_id) and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    def token(self, user: str = "admin") -> str:
+        return self.users[user].token
+
+    def headers(self, user: str = "admin") -> dict[str, str]:
+        return self.users[user].headers
+
+    def http(self, user: str = "admin"):
+        """An httpx client that authenticates as the test user `user` (a key of TEST_USERS)."""
+        import httpx
+
+        if user not in self._clients:
+            self._clients[user] = httpx.Client(headers=self.headers(user), timeout=60)
+        return self._clients[user]
+
     def stop(self) -> None:
+        for client in self._clients.values():
+            client.close()
         self._server.should_exit = True
         self._thread.join(timeout=60)
 
@@ -200,10 +219,48 @@ def _serve(shared_models, cache_dir: Path, data_dir: Path):
     pool, classifier, endpoint = shared_models
     settings = Settings(cache_dir=cache_dir, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True)
+    users = _add_users(settings.db_path)
     engine = LiveEngine(settings, Store(settings.db_path), pool, classifier, endpoint)
-    server = LiveServer(create_app(settings, engine=engine), engine, settings)
+    server = LiveServer(create_app(settings, engine=engine), engine, settings, users)
     server.wait_started()
     return server
+
+
+# One user per role, made the way `callbuffer users add` makes them; "oleg" is a second agent.
+TEST_USERS = {
+    "admin": ("root", "admin"),
+    "agent": ("anna", "agent"),
+    "other_agent": ("oleg", "agent"),
+    "reviewer": ("rita", "reviewer"),
+    "trainer": ("tom", "trainer"),
+    "telephony": ("pbx", "telephony"),
+}
+TEST_PASSWORD = "correct horse battery"
+
+
+def _add_users(db_path: Path) -> dict[str, TestUser]:
+    from server.auth_store import AuthStore, Role
+
+    users = {}
+    with AuthStore(db_path) as store:
+        for key, (name, role) in TEST_USERS.items():
+            password = None if role == Role.TELEPHONY else TEST_PASSWORD
+            store.add_user(name, role, password)
+            users[key] = TestUser(name, role, password, store.issue_token(name, "tests"))
+    return users
+
+
+class TestUser:
+    """A user of a test server: name, role, password (None for telephony) and an API token."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, name: str, role: str, password: str | None, token: str) -> None:
+        self.name, self.role, self.password, self.token = name, role, password, token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture
@@ -307,21 +364,22 @@ def alert_problems():
 class EventsListener:
     """A sidebar's events socket (``/v1/calls/{id}/events``), read on a thread until the server closes it."""
 
-    def __init__(self, server, call_id: str) -> None:
+    def __init__(self, server, call_id: str, user: str = "agent") -> None:
         import threading
 
         self.events: list[dict] = []
         self._connected = threading.Event()
         url = f"{server.ws}/v1/calls/{call_id}/events"
-        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        headers = server.headers(user)
+        self._thread = threading.Thread(target=self._read, args=(url, headers), daemon=True)
         self._thread.start()
         assert self._connected.wait(30), "the sidebar could not connect"
 
-    def _read(self, url: str) -> None:
+    def _read(self, url: str, headers: dict[str, str]) -> None:
         from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
 
-        with connect(url) as ws:
+        with connect(url, additional_headers=headers) as ws:
             self._connected.set()
             try:
                 for text in ws:
@@ -337,5 +395,5 @@ class EventsListener:
 
 @pytest.fixture
 def listen():
-    """listen(server, call_id) -> an EventsListener connected to the call's events."""
+    """listen(server, call_id, user="agent") -> an EventsListener connected to the call's events."""
     return EventsListener

@@ -29,7 +29,9 @@ EN_START = RU_START.model_copy(update={"language": "en"})
 def stream(server, call_id: str, call: SynthCall, start: StartMessage = RU_START, frames=None):
     """Stream the call as fast as the server takes it; returns (events, close code)."""
     frames = list(pcm16_frames(call.samples, call.sample_rate)) if frames is None else frames
-    result = asyncio.run(stream_call(server.ws, call_id, start, frames, realtime=False))
+    result = asyncio.run(
+        stream_call(server.ws, call_id, start, frames, realtime=False, token=server.token("telephony"))
+    )
     return [r.event for r in result.events], result.close_code
 
 
@@ -84,7 +86,12 @@ def test_disconnect_mid_call_keeps_everything_and_the_call_can_resume(live_serve
     frames = list(pcm16_frames(ru_call.samples, ru_call.sample_rate))
     cut_turn = ru_call.turns[3]
     cut = int((cut_turn.start + cut_turn.duration / 2) / 0.02)
-    with contextlib.suppress(ConnectionClosed), connect(f"{live_server.ws}/v1/calls/drop-1/stream") as ws:
+    with (
+        contextlib.suppress(ConnectionClosed),
+        connect(
+            f"{live_server.ws}/v1/calls/drop-1/stream", additional_headers=live_server.headers("telephony")
+        ) as ws,
+    ):
         ws.send(RU_START.to_json())
         for frame in frames[:cut]:
             ws.send(frame)
@@ -126,6 +133,8 @@ def test_simulate_command_prints_the_call(live_server, ru_call, tmp_path):
             live_server.ws,
             "--call-id",
             "sim-1",
+            "--token",
+            live_server.token("telephony"),
         ],
         capture_output=True,
         text=True,

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 
-import httpx
 import pytest
 
 from server.protocol import StartMessage
@@ -24,7 +23,7 @@ def server(module_server):
 
 def _edited(server, phrase: str = EXTRA) -> dict:
     """The active pack as JSON with one more not_my_job example."""
-    pack = httpx.get(f"{server.url}/v1/packs/default/versions/1").json()
+    pack = server.http("trainer").get(f"{server.url}/v1/packs/default/versions/1").json()
     for category in pack["categories"]:
         if category["id"] == "not_my_job":
             category["examples"]["ru"].append(phrase)
@@ -32,17 +31,23 @@ def _edited(server, phrase: str = EXTRA) -> dict:
 
 
 def test_the_default_pack_is_version_1_and_active(server):
-    listing = httpx.get(f"{server.url}/v1/packs").json()
+    listing = server.http("trainer").get(f"{server.url}/v1/packs").json()
     assert listing["active"] == {"name": "default", "version": 1}
     assert [v["version"] for v in listing["versions"] if v["name"] == "default"][-1] == 1
 
 
 def test_edit_saves_a_new_version_and_diff_shows_the_change(server):
-    saved = httpx.put(f"{server.url}/v1/packs/default", json=_edited(server), params={"note": "one more"})
+    saved = server.http("trainer").put(
+        f"{server.url}/v1/packs/default", json=_edited(server), params={"note": "one more"}
+    )
     assert saved.status_code == 200, saved.text
     version = saved.json()["version"]
     assert version >= 2
-    diff = httpx.get(f"{server.url}/v1/packs/default/diff", params={"from": 1, "to": version}).json()
+    diff = (
+        server.http("trainer")
+        .get(f"{server.url}/v1/packs/default/diff", params={"from": 1, "to": version})
+        .json()
+    )
     assert diff["categories"] == [
         {
             "id": "not_my_job",
@@ -51,18 +56,26 @@ def test_edit_saves_a_new_version_and_diff_shows_the_change(server):
             "phrases": [{"list": "examples", "lang": "ru", "added": [EXTRA], "removed": []}],
         }
     ]
-    assert httpx.get(f"{server.url}/v1/packs").json()["active"]["version"] == 1  # saving is not publishing
+    assert (
+        server.http("trainer").get(f"{server.url}/v1/packs").json()["active"]["version"] == 1
+    )  # saving is not publishing
 
 
 def test_export_and_import_round_trip_exactly(server):
-    exported = httpx.get(f"{server.url}/v1/packs/default/versions/1/export")
+    exported = server.http("trainer").get(f"{server.url}/v1/packs/default/versions/1/export")
     assert exported.status_code == 200 and "attachment" in exported.headers["content-disposition"]
-    imported = httpx.post(f"{server.url}/v1/packs/import", files={"file": ("default.yaml", exported.text)})
+    imported = server.http("trainer").post(
+        f"{server.url}/v1/packs/import", files={"file": ("default.yaml", exported.text)}
+    )
     assert imported.status_code == 201, imported.text
     version = imported.json()["version"]
-    again = httpx.get(f"{server.url}/v1/packs/default/versions/{version}/export").text
+    again = server.http("trainer").get(f"{server.url}/v1/packs/default/versions/{version}/export").text
     assert again.replace(f"version: {version}\n", "version: 1\n", 1) == exported.text
-    empty = httpx.get(f"{server.url}/v1/packs/default/diff", params={"from": 1, "to": version}).json()
+    empty = (
+        server.http("trainer")
+        .get(f"{server.url}/v1/packs/default/diff", params={"from": 1, "to": version})
+        .json()
+    )
     assert empty["categories"] == [] and empty["neutral"] == []
 
 
@@ -83,43 +96,58 @@ def test_export_and_import_round_trip_exactly(server):
     ],
 )
 def test_a_bad_import_is_refused_naming_file_and_field(server, text, words):
-    response = httpx.post(f"{server.url}/v1/packs/import", files={"file": ("bad.yaml", text)})
+    response = server.http("trainer").post(
+        f"{server.url}/v1/packs/import", files={"file": ("bad.yaml", text)}
+    )
     assert response.status_code == 422
     assert all(word in response.json()["detail"] for word in words), response.json()
 
 
 def test_huge_and_binary_imports_are_refused(server):
     huge = "name: x\n" + "#" * (3 << 20)
-    assert httpx.post(f"{server.url}/v1/packs/import", files={"file": ("big.yaml", huge)}).status_code == 413
-    binary = httpx.post(f"{server.url}/v1/packs/import", files={"file": ("b.yaml", b"\xff\xfe\x00")})
+    assert (
+        server.http("trainer")
+        .post(f"{server.url}/v1/packs/import", files={"file": ("big.yaml", huge)})
+        .status_code
+        == 413
+    )
+    binary = server.http("trainer").post(
+        f"{server.url}/v1/packs/import", files={"file": ("b.yaml", b"\xff\xfe\x00")}
+    )
     assert binary.status_code == 422 and "UTF-8" in binary.json()["detail"]
 
 
 def test_duplicate_category_ids_and_unknown_versions(server):
     pack = _edited(server)
     pack["categories"].append(pack["categories"][0])
-    assert httpx.put(f"{server.url}/v1/packs/default", json=pack).status_code == 422
-    assert httpx.get(f"{server.url}/v1/packs/default/versions/999").status_code == 404
-    assert httpx.post(f"{server.url}/v1/packs/nope/versions/1/publish").status_code == 404
+    assert server.http("trainer").put(f"{server.url}/v1/packs/default", json=pack).status_code == 422
+    assert server.http("trainer").get(f"{server.url}/v1/packs/default/versions/999").status_code == 404
+    assert server.http("trainer").post(f"{server.url}/v1/packs/nope/versions/1/publish").status_code == 404
 
 
 def test_html_in_a_phrase_is_stored_as_text(server):
     script = '<script>alert("x")</script> не моя работа'
-    version = httpx.put(f"{server.url}/v1/packs/default", json=_edited(server, script)).json()["version"]
-    stored = httpx.get(f"{server.url}/v1/packs/default/versions/{version}").json()
+    version = (
+        server.http("trainer")
+        .put(f"{server.url}/v1/packs/default", json=_edited(server, script))
+        .json()["version"]
+    )
+    stored = server.http("trainer").get(f"{server.url}/v1/packs/default/versions/{version}").json()
     examples = next(c for c in stored["categories"] if c["id"] == "not_my_job")["examples"]["ru"]
     assert script in examples
 
 
 def test_clone_makes_a_new_pack(server):
-    cloned = httpx.post(f"{server.url}/v1/packs/default/clone", json={"new_name": "team-b", "version": 1})
+    cloned = server.http("trainer").post(
+        f"{server.url}/v1/packs/default/clone", json={"new_name": "team-b", "version": 1}
+    )
     assert cloned.status_code == 201 and cloned.json() == {"name": "team-b", "version": 1}
-    again = httpx.post(f"{server.url}/v1/packs/default/clone", json={"new_name": "team-b"})
+    again = server.http("trainer").post(f"{server.url}/v1/packs/default/clone", json={"new_name": "team-b"})
     assert again.status_code == 409
 
 
 def test_try_a_phrase(server):
-    response = httpx.post(
+    response = server.http("trainer").post(
         f"{server.url}/v1/packs/default/versions/1/try",
         json={"text": "Я этим не занимаюсь, звоните в другой отдел", "speaker": "agent", "lang": "ru"},
         timeout=120,
@@ -127,11 +155,18 @@ def test_try_a_phrase(server):
     labels = response.json()["labels"]
     assert labels[0]["category"] == "not_my_job" and labels[0]["kind"] == "forbidden"
     assert labels[0]["example"] and labels[0]["end"] > labels[0]["start"]
-    assert httpx.post(f"{server.url}/v1/packs/default/versions/1/try", json={"text": ""}).status_code == 422
+    assert (
+        server.http("trainer")
+        .post(f"{server.url}/v1/packs/default/versions/1/try", json={"text": ""})
+        .status_code
+        == 422
+    )
 
 
 def test_evaluate_a_draft_against_the_active_version(server):
-    draft = httpx.put(f"{server.url}/v1/packs/default", json=_edited(server)).json()["version"]
+    draft = (
+        server.http("trainer").put(f"{server.url}/v1/packs/default", json=_edited(server)).json()["version"]
+    )
     rows = "\n".join(
         json.dumps(r, ensure_ascii=False)
         for r in [
@@ -144,7 +179,7 @@ def test_evaluate_a_draft_against_the_active_version(server):
             {"id": "b", "text": "Сейчас всё проверю и перезвоню вам.", "speaker": "agent", "labels": []},
         ]
     )
-    response = httpx.post(
+    response = server.http("trainer").post(
         f"{server.url}/v1/packs/default/versions/{draft}/evaluate",
         content=rows,
         headers={"content-type": "application/x-ndjson"},
@@ -155,7 +190,7 @@ def test_evaluate_a_draft_against_the_active_version(server):
     assert result["draft"]["version"] == draft and result["active"]["version"] == 1
     assert {c["category"] for c in result["draft"]["categories"]} >= {"not_my_job"}
     assert all(set(c) >= {"id", "text", "active", "draft"} for c in result["changed"])
-    bad = httpx.post(
+    bad = server.http("trainer").post(
         f"{server.url}/v1/packs/default/versions/{draft}/evaluate",
         content='{"text": "x", "labels": ["no_such_category"]}',
         headers={"content-type": "application/x-ndjson"},
@@ -167,7 +202,9 @@ def test_publish_while_four_calls_stream(server, ru_call):
     """Four calls stream the first half of the Russian call, a new version is published, they stream the
     rest: no call drops, alerts before the publish name version 1, alerts after it the new version; then
     publishing version 1 again rolls back."""
-    draft = httpx.put(f"{server.url}/v1/packs/default", json=_edited(server)).json()["version"]
+    draft = (
+        server.http("trainer").put(f"{server.url}/v1/packs/default", json=_edited(server)).json()["version"]
+    )
     frames = list(pcm16_frames(ru_call.samples, ru_call.sample_rate))
     half = len(frames) // 2
     start = StartMessage(
@@ -183,13 +220,19 @@ def test_publish_while_four_calls_stream(server, ru_call):
             yield frame
 
     def run(call: str) -> None:
-        results[call] = asyncio.run(stream_call(server.ws, call, start, frames_for(call), realtime=False))
+        results[call] = asyncio.run(
+            stream_call(
+                server.ws, call, start, frames_for(call), realtime=False, token=server.token("telephony")
+            )
+        )
 
     threads = [threading.Thread(target=run, args=(f"pub-{i}",)) for i in range(4)]
     for t in threads:
         t.start()
     time.sleep(15)  # the first halves are in and judged
-    response = httpx.post(f"{server.url}/v1/packs/default/versions/{draft}/publish", timeout=600)
+    response = server.http("trainer").post(
+        f"{server.url}/v1/packs/default/versions/{draft}/publish", timeout=600
+    )
     assert response.status_code == 200 and response.json()["active"]["version"] == draft
     cut = half * 0.02
     gate.set()
@@ -200,5 +243,5 @@ def test_publish_while_four_calls_stream(server, ru_call):
         alerts = [r.event for r in result.events if r.event["type"] == "alert"]
         assert {a["pack_version"] for a in alerts if a["end"] < cut - 1} == {1}, call
         assert {a["pack_version"] for a in alerts if a["start"] > cut + 1} == {draft}, call
-    rolled = httpx.post(f"{server.url}/v1/packs/default/versions/1/publish", timeout=600)
+    rolled = server.http("trainer").post(f"{server.url}/v1/packs/default/versions/1/publish", timeout=600)
     assert rolled.json()["active"] == {"name": "default", "version": 1}

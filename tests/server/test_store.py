@@ -52,8 +52,26 @@ def test_newer_schema_is_refused(tmp_path: Path):
     Store(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    with pytest.raises(StoreError, match="schema version 2"):
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}"):
         Store(path)
+
+
+def test_a_version_1_file_gains_the_agent_column(tmp_path: Path):
+    """A store written before calls named their agent opens, keeps its calls, and takes agents."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the version 1 tables (turns and alerts unchanged since)
+        conn.executescript(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+            "INSERT INTO schema_version VALUES (1);"
+            "CREATE TABLE calls (call_id TEXT PRIMARY KEY, roles TEXT NOT NULL, language TEXT,"
+            " encoding TEXT NOT NULL, sample_rate INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'active',"
+            " created_at TEXT NOT NULL, ended_at TEXT);"
+            "INSERT INTO calls VALUES ('old-1', '[\"agent\"]', 'ru', 'pcm16', 8000, 'completed',"
+            " '2026-01-01', NULL);"
+        )
+    with Store(path) as store:
+        assert store.get_call("old-1").agent is None
+        assert store.create_call("new-1", ["agent"], None, "pcm16", 8000, agent="anna").agent == "anna"
 
 
 def test_round_trip_of_a_call(store: Store):

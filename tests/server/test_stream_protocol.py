@@ -40,7 +40,9 @@ def _silence(seconds: float, channels: int = 2) -> bytes:
 
 def test_binary_before_start_is_refused_with_1003(live_server):
     """Audio sent before any start message."""
-    with connect(f"{live_server.ws}/v1/calls/early-audio/stream") as ws:
+    with connect(
+        f"{live_server.ws}/v1/calls/early-audio/stream", additional_headers=live_server.headers("telephony")
+    ) as ws:
         ws.send(_silence(0.02))
         events, code = _events(ws)
     assert code == 1003
@@ -58,7 +60,9 @@ def test_binary_before_start_is_refused_with_1003(live_server):
 )
 def test_invalid_start_is_refused_with_1003_naming_the_field(live_server, change, words):
     """A start message with an unknown encoding, an unsupported rate, or roles not matching channels."""
-    with connect(f"{live_server.ws}/v1/calls/bad-start/stream") as ws:
+    with connect(
+        f"{live_server.ws}/v1/calls/bad-start/stream", additional_headers=live_server.headers("telephony")
+    ) as ws:
         ws.send(json.dumps({**START, **change}))
         events, code = _events(ws)
     assert code == 1003
@@ -66,7 +70,9 @@ def test_invalid_start_is_refused_with_1003_naming_the_field(live_server, change
 
 
 def test_start_that_is_not_json_is_refused(live_server):
-    with connect(f"{live_server.ws}/v1/calls/not-json/stream") as ws:
+    with connect(
+        f"{live_server.ws}/v1/calls/not-json/stream", additional_headers=live_server.headers("telephony")
+    ) as ws:
         ws.send("{type: start")
         events, code = _events(ws)
     assert code == 1003 and "JSON" in events[0]["message"]
@@ -75,7 +81,11 @@ def test_start_that_is_not_json_is_refused(live_server):
 def test_bad_frames_mid_call_are_answered_and_the_call_goes_on(live_server):
     """An odd-length pcm16 frame, an oversize frame, bad JSON and a second start, all mid-call: each gets
     an error event, and the call still ends normally with ``end`` and is stored completed."""
-    with connect(f"{live_server.ws}/v1/calls/bad-frames/stream", max_size=None) as ws:
+    with connect(
+        f"{live_server.ws}/v1/calls/bad-frames/stream",
+        max_size=None,
+        additional_headers=live_server.headers("telephony"),
+    ) as ws:
         ws.send(json.dumps(START))
         ws.send(_silence(0.1))
         ws.send(b"\x00\x01\x02")  # odd length
@@ -96,7 +106,9 @@ def test_bad_frames_mid_call_are_answered_and_the_call_goes_on(live_server):
 
 
 def test_invalid_call_id_is_refused(live_server):
-    with connect(f"{live_server.ws}/v1/calls/bad%20id%21/stream") as ws:
+    with connect(
+        f"{live_server.ws}/v1/calls/bad%20id%21/stream", additional_headers=live_server.headers("telephony")
+    ) as ws:
         events, code = _events(ws)
     assert code == 1008 and "call id" in events[0]["message"]
 
@@ -104,7 +116,9 @@ def test_invalid_call_id_is_refused(live_server):
 def test_a_completed_call_id_cannot_be_streamed_again(live_server):
     """The same call id after it completed: refused with 1008, the stored call untouched."""
     for attempt in range(2):
-        with connect(f"{live_server.ws}/v1/calls/once/stream") as ws:
+        with connect(
+            f"{live_server.ws}/v1/calls/once/stream", additional_headers=live_server.headers("telephony")
+        ) as ws:
             ws.send(json.dumps(START))
             ws.send(_silence(0.2))
             ws.send(json.dumps({"type": "stop"}))
@@ -116,25 +130,30 @@ def test_a_completed_call_id_cannot_be_streamed_again(live_server):
 
 
 def test_health_and_call_list(live_server):
-    import httpx
 
-    with connect(f"{live_server.ws}/v1/calls/listed/stream") as ws:
+    with connect(
+        f"{live_server.ws}/v1/calls/listed/stream", additional_headers=live_server.headers("telephony")
+    ) as ws:
         ws.send(json.dumps(START))
         ws.send(_silence(0.1))
-        health = httpx.get(f"{live_server.url}/healthz").json()
-        active = httpx.get(f"{live_server.url}/v1/calls", params={"active": 1}).json()["calls"]
+        health = live_server.http("admin").get(f"{live_server.url}/healthz").json()
+        active = (
+            live_server.http("admin").get(f"{live_server.url}/v1/calls", params={"active": 1}).json()["calls"]
+        )
         ws.send(json.dumps({"type": "stop"}))
         _events(ws)
     assert health["status"] == "ok" and health["live_calls"] == 1
     assert [c["call_id"] for c in active] == ["listed"]
-    call = httpx.get(f"{live_server.url}/v1/calls/listed").json()
+    call = live_server.http("admin").get(f"{live_server.url}/v1/calls/listed").json()
     assert call["status"] == "completed" and call["roles"] == ["agent", "customer"]
-    assert httpx.get(f"{live_server.url}/v1/calls/nope").status_code == 404
+    assert live_server.http("admin").get(f"{live_server.url}/v1/calls/nope").status_code == 404
 
 
 def test_server_shutdown_keeps_live_calls_as_disconnected(live_server):
     """The server stops while a call streams: the call is kept, marked disconnected (resumable)."""
-    with connect(f"{live_server.ws}/v1/calls/at-shutdown/stream") as ws:
+    with connect(
+        f"{live_server.ws}/v1/calls/at-shutdown/stream", additional_headers=live_server.headers("telephony")
+    ) as ws:
         ws.send(json.dumps(START))
         ws.send(_silence(0.2))
         live_server.stop()

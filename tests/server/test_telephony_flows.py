@@ -40,8 +40,9 @@ def _final_status(server, call_id: str, timeout: float = 60) -> str:
     return status
 
 
-def twilio_messages(call) -> list[str]:
-    """The call as Twilio sends it: connected, start, 20 ms media per track (base64 mu-law), a mark, stop."""
+def twilio_messages(call, token: str) -> list[str]:
+    """The call as Twilio sends it: connected, start, 20 ms media per track (base64 mu-law), a mark, stop.
+    Twilio cannot send headers or a query string, so the integration's token is a custom parameter."""
     agent, customer = (mulaw_encode(_pcm(channel)) for channel in call.samples)
     messages = [
         {"event": "connected", "protocol": "Call", "version": "1.0.0"},
@@ -53,7 +54,7 @@ def twilio_messages(call) -> list[str]:
                 "streamSid": STREAM_SID,
                 "callSid": CALL_SID,
                 "tracks": ["inbound", "outbound"],
-                "customParameters": {"language": "ru"},
+                "customParameters": {"language": "ru", "token": token, "agent": "anna"},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             },
             "streamSid": STREAM_SID,
@@ -91,7 +92,7 @@ def test_twilio_media_stream_call(live_server, ru_call, alert_problems, listen):
     the call is stored completed under its callSid."""
     sidebar = listen(live_server, CALL_SID)
     with connect(f"{live_server.ws}/v1/twilio") as ws:
-        for message in twilio_messages(ru_call):
+        for message in twilio_messages(ru_call, live_server.token("telephony")):
             ws.send(message)
         with contextlib.suppress(ConnectionClosed):
             ws.recv(timeout=300)  # the server sends nothing back to Twilio; it closes after the last turn
@@ -100,13 +101,14 @@ def test_twilio_media_stream_call(live_server, ru_call, alert_problems, listen):
     assert alert_problems(ru_call, events) == []
     call = live_server.engine.store.get_call(CALL_SID)
     assert call.status == "completed" and call.roles == ("agent", "customer") and call.encoding == "mulaw"
+    assert call.agent == "anna"
     assert len(_stored_alerts(live_server, CALL_SID)) == len([e for e in events if e["type"] == "alert"])
 
 
 def test_twilio_garbage_is_refused_with_1003(live_server):
     """A media payload that is not base64, after a valid start: the stream is closed 1003, and the call
     that had started is kept (disconnected, resumable)."""
-    with connect(f"{live_server.ws}/v1/twilio") as ws:
+    with connect(f"{live_server.ws}/v1/twilio", additional_headers=live_server.headers("telephony")) as ws:
         ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         ws.send(
             json.dumps(
@@ -135,7 +137,8 @@ def test_freeswitch_audio_fork_call(live_server, ru_call, alert_problems, listen
     sidebar = listen(live_server, "fs-uuid-1")
     stereo = _pcm(ru_call.samples[::-1])  # caller left, agent right
     pcm = np.ascontiguousarray(stereo.T).tobytes()
-    with connect(f"{live_server.ws}/v1/freeswitch?sample_rate=8000") as ws:
+    token = live_server.token("telephony")
+    with connect(f"{live_server.ws}/v1/freeswitch?sample_rate=8000&access_token={token}") as ws:
         ws.send(json.dumps({"uuid": "fs-uuid-1", "language": "ru"}))
         step = 320 * 2  # 20 ms of 8 kHz stereo 16-bit
         for at in range(0, len(pcm), step):
@@ -148,7 +151,9 @@ def test_freeswitch_audio_fork_call(live_server, ru_call, alert_problems, listen
 
 
 def test_freeswitch_without_a_call_id_is_refused(live_server):
-    with connect(f"{live_server.ws}/v1/freeswitch") as ws:
+    with connect(
+        f"{live_server.ws}/v1/freeswitch", additional_headers=live_server.headers("telephony")
+    ) as ws:
         ws.send("just some text")
         with contextlib.suppress(ConnectionClosed):
             ws.recv(timeout=30)

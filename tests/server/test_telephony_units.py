@@ -54,8 +54,8 @@ def test_unknown_track_is_refused():
 
 
 def test_twilio_start_maps_tracks_to_roles_and_reads_custom_parameters():
-    started = twilio_start(_twilio(customParameters={"language": "ru"}))
-    assert started.call_id == "CA" + "1" * 32
+    started = twilio_start(_twilio(customParameters={"language": "ru", "token": "cb_t", "agent": "oleg"}))
+    assert started.call_id == "CA" + "1" * 32 and started.token == "cb_t" and started.start.agent == "oleg"
     assert started.start.roles == ["agent", "customer"] and started.start.channels == 2
     assert started.start.encoding == "mulaw" and started.start.language == "ru"
     mono = twilio_start(_twilio(tracks=["inbound"], customParameters={"call_id": "desk-7"}))
@@ -81,11 +81,15 @@ def test_twilio_start_refuses_a_bad_call_id():
 
 
 def test_fork_metadata_and_query():
-    call_id, start = fork_start('{"uuid": "abc-1", "language": "en"}', {"sample_rate": "16000"})
-    assert call_id == "abc-1" and start.sample_rate == 16000 and start.language == "en"
+    forked = fork_start(
+        '{"uuid": "abc-1", "language": "en", "token": "cb_x", "agent": "anna"}', {"sample_rate": "16000"}
+    )
+    start = forked.start
+    assert forked.call_id == "abc-1" and start.sample_rate == 16000 and start.language == "en"
     assert start.roles == ["customer", "agent"] and start.encoding == "pcm16"
-    call_id, start = fork_start("free text metadata", {"call_id": "q-2", "channels": "1"})
-    assert call_id == "q-2" and start.channels == 1
+    assert forked.token == "cb_x" and start.agent == "anna"
+    forked = fork_start("free text metadata", {"call_id": "q-2", "channels": "1"})
+    assert forked.call_id == "q-2" and forked.start.channels == 1 and forked.token is None
 
 
 @pytest.mark.parametrize(

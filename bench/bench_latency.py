@@ -37,7 +37,8 @@ silence (0.5 s by default): a turn is only known to be over after that much sile
 (``early_after``) hides Whisper's time inside that silence when the pool is idle.
 
     python bench/bench_latency.py [--calls 1,8] [--repeat 1] [--seed 0] [--stagger 2] [--json rows.json]
-                                  [--url http://127.0.0.1:8000] [--workers 2] [--endpoint-silence 0.5]
+                                  [--url http://127.0.0.1:8000 --token ADMIN_TOKEN] [--workers 2]
+                                  [--endpoint-silence 0.5]
                                   [--partial-every 1.0] [--whisper-window 10] [--queue-capacity 8]
                                   [--early-after 0.2]
 
@@ -191,16 +192,21 @@ def _free_port() -> int:
 
 
 @contextmanager
-def in_process_server(overrides: dict[str, Any], timings: ServerTimings) -> Iterator[tuple[str, Any]]:
-    """A real server (uvicorn, websockets-sansio) on a free port, on a background thread: (url, settings)."""
+def in_process_server(overrides: dict[str, Any], timings: ServerTimings) -> Iterator[tuple[str, Any, str]]:
+    """A real server (uvicorn, websockets-sansio) on a free port, on a background thread, with an admin
+    user made in its fresh store: (url, settings, the admin's API token)."""
     import uvicorn
 
     from server.app import create_app
+    from server.auth_store import AuthStore, Role
     from server.config import Settings
     from server.engine import LiveEngine
 
     with tempfile.TemporaryDirectory(prefix="callbuffer-bench-") as data_dir:
         settings = Settings(data_dir=Path(data_dir), **overrides)
+        with AuthStore(settings.db_path) as users:
+            users.add_user("bench", Role.ADMIN)
+            token = users.issue_token("bench", "bench_latency")
         engine = LiveEngine.start(settings)
         _instrument(engine, timings)
         port = _free_port()
@@ -216,7 +222,7 @@ def in_process_server(overrides: dict[str, Any], timings: ServerTimings) -> Iter
         thread.start()
         try:
             _wait_started(server, thread)
-            yield f"http://127.0.0.1:{port}", settings
+            yield f"http://127.0.0.1:{port}", settings, token
         finally:
             server.should_exit = True
             thread.join(timeout=60)
@@ -311,13 +317,14 @@ async def _send_frames(ws: ClientConnection, run: CallRun) -> None:
         run.max_send_lag = max(run.max_send_lag, now - due)
 
 
-async def stream_one(ws_url: str, run: CallRun, start_delay: float) -> CallRun:
+async def stream_one(ws_url: str, run: CallRun, start_delay: float, headers: dict[str, str]) -> CallRun:
     """Connect the sidebar, wait `start_delay`, stream the call in real time, collect the sidebar's events."""
     base = ws_url.rstrip("/")
-    async with connect(f"{base}/v1/calls/{run.call_id}/events", open_timeout=30) as sidebar:
+    events_url, stream_url = (f"{base}/v1/calls/{run.call_id}/{what}" for what in ("events", "stream"))
+    async with connect(events_url, open_timeout=30, additional_headers=headers) as sidebar:
         reader = asyncio.create_task(_read_sidebar(sidebar, run))
         await asyncio.sleep(SETTLE_S + start_delay)
-        async with connect(f"{base}/v1/calls/{run.call_id}/stream", open_timeout=30, max_size=2**22) as ws:
+        async with connect(stream_url, open_timeout=30, max_size=2**22, additional_headers=headers) as ws:
             await ws.send(run.test.start_message().to_json())
             drain = asyncio.create_task(_drain(ws))
             await _send_frames(ws, run)
@@ -329,12 +336,19 @@ async def stream_one(ws_url: str, run: CallRun, start_delay: float) -> CallRun:
 
 
 async def run_calls(
-    ws_url: str, tests: dict[str, TestCall], n: int, rng: random.Random, tag: str, stagger: float
+    ws_url: str,
+    tests: dict[str, TestCall],
+    n: int,
+    rng: random.Random,
+    tag: str,
+    stagger: float,
+    headers: dict[str, str],
 ) -> list[CallRun]:
     """N concurrent calls, alternating ru and en, started at random times within the first `stagger` s."""
     runs = [CallRun(f"{tag}-{i}-{LANGUAGES[i % 2]}", tests[LANGUAGES[i % 2]]) for i in range(n)]
     delays = [0.0] if n == 1 else [rng.uniform(0.0, stagger) for _ in range(n)]
-    return list(await asyncio.gather(*(stream_one(ws_url, r, d) for r, d in zip(runs, delays, strict=True))))
+    streams = (stream_one(ws_url, r, d, headers) for r, d in zip(runs, delays, strict=True))
+    return list(await asyncio.gather(*streams))
 
 
 # -- matching events to turns -----------------------------------------------------------------------------
@@ -528,6 +542,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the raw per-event rows to this file")
     parser.add_argument("--url", help="measure a running server (http://host:port) instead of one in process")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("CALLBUFFER_TOKEN"),
+        help="with --url: an admin's API token (CALLBUFFER_TOKEN); it streams calls and watches them",
+    )
     parser.add_argument("--workers", type=int, help="transcription threads (CALLBUFFER_WORKERS)")
     parser.add_argument("--endpoint-silence", type=float, help="seconds (CALLBUFFER_ENDPOINT_SILENCE)")
     parser.add_argument("--partial-every", type=float, help="seconds (CALLBUFFER_PARTIAL_EVERY)")
@@ -553,9 +572,14 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(
-    url: str, tests: dict[str, TestCall], args: argparse.Namespace, timings: ServerTimings | None
+    url: str,
+    tests: dict[str, TestCall],
+    args: argparse.Namespace,
+    timings: ServerTimings | None,
+    token: str,
 ) -> tuple[list[Summary], list[Row]]:
     """Every N of ``--calls``, ``--repeat`` times; one summary per N over its repeats."""
+    headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(args.seed)
     ws_url = "ws" + url[url.index(":") :]
     session = uuid.uuid4().hex[:6]
@@ -569,7 +593,7 @@ def measure(
         meter = CpuMeter()
         for repeat in range(args.repeat):
             tag = f"bench-{session}-n{n}-r{repeat}"
-            done = asyncio.run(run_calls(ws_url, tests, n, rng, tag, args.stagger))
+            done = asyncio.run(run_calls(ws_url, tests, n, rng, tag, args.stagger, headers))
             runs += done
             rows += [row for run in done for row in rows_of(run, n, repeat)]
         summary = summarize(n, runs, rows)
@@ -612,17 +636,20 @@ def main(argv: list[str] | None = None) -> int:
         + f" (spoken in {time.perf_counter() - began:.1f} s)"
     )
     if args.url:
+        if not args.token:
+            print("--url needs --token (or CALLBUFFER_TOKEN): an admin's token from `callbuffer users add`")
+            return 2
         if overrides_of(args):
             print("note: --url given: server settings flags are ignored; set them on that server")
-        summaries, rows = measure(args.url, tests, args, None)
+        summaries, rows = measure(args.url, tests, args, None, args.token)
         final_health = health(args.url)
     else:
         timings = ServerTimings()
         loading = time.perf_counter()
-        with in_process_server(overrides_of(args), timings) as (url, settings):
+        with in_process_server(overrides_of(args), timings) as (url, settings, token):
             ready = time.perf_counter() - loading
             print(f"in-process server ready in {ready:.1f} s: {describe_settings(settings)}")
-            summaries, rows = measure(url, tests, args, timings)
+            summaries, rows = measure(url, tests, args, timings, token)
             final_health = health(url)
     print(f"runs: calls {args.calls}, repeat {args.repeat}, seed {args.seed}, stagger {args.stagger} s")
     print("\n".join(table(summaries)))

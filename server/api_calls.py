@@ -125,9 +125,10 @@ async def send_events(ws: WebSocket, listener: Listener) -> None:
             await ws.send_text(event)
         except (WebSocketDisconnect, RuntimeError, OSError):  # closed under us: nothing more to deliver
             return
-    if listener.overflowed and ws.client_state is WebSocketState.CONNECTED:
+    reason = listener.refused or (listener.overflowed and "too far behind; reconnect to be replayed")
+    if reason and ws.client_state is WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError):
-            await ws.close(CloseCode.POLICY, reason="too far behind; reconnect to be replayed")
+            await ws.close(CloseCode.POLICY, reason=reason[:120])
 
 
 async def _accept(ws: WebSocket, call_id: str, roles: tuple[Role, ...]) -> Principal | None:

@@ -11,6 +11,7 @@ Runs on the event loop only; worker threads hand events over with ``loop.call_so
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Listener:
     owner: str | None = None  # the agent user listening, None for roles that may watch any call
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(LISTENER_QUEUE))
     overflowed: bool = False
+    refused: str | None = None  # why the listener was cut off (its socket is closed 1008 with this)
 
     def offer(self, event: str | None) -> None:
         if self.overflowed:
@@ -42,6 +44,12 @@ class Listener:
             while not self.queue.empty():  # make room for the end marker so the sender wakes up
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
+
+    def refuse(self, reason: str) -> None:
+        """Cut the listener off: it gets an ``error`` event with `reason`, then its socket closes 1008."""
+        self.refused = reason
+        self.offer(json.dumps({"type": "error", "message": reason}, ensure_ascii=False))
+        self.offer(None)
 
 
 class EventHub:
@@ -79,7 +87,7 @@ class EventHub:
                     logger.info(
                         "call %s belongs to %s; closing the sidebar of %s", call_id, agent, listener.owner
                     )
-                    listener.offer(None)
+                    listener.refuse(f"call {call_id!r} belongs to another agent")
 
     def is_live(self, call_id: str) -> bool:
         return call_id in self._history

@@ -1,6 +1,7 @@
 """Browser fixtures shared by the UI tests: a headless Debian Chromium driven by Playwright, a fresh
-context per test, and `new_page()`, which opens a page that fails the test on any JS error, console error
-(a CSP refusal included) or browser dialog unless the test allowed it with `problems.allow(regex)`.
+context per test, `login(server, user)`, which signs that context in as a test user (every page needs
+one), and `new_page()`, which opens a page that fails the test on any JS error, console error (a CSP
+refusal included) or browser dialog unless the test allowed it with `problems.allow(regex)`.
 
 Every test here is skipped when Chromium is not installed at CHROMIUM; a test module skips itself when
 python playwright is not installed (it imports `expect` with pytest.importorskip).
@@ -101,6 +102,28 @@ def new_page(context, problems) -> Iterator[Callable[[], Any]]:
 
     yield _new
     assert problems.unexpected() == []
+
+
+@pytest.fixture
+def login(context) -> Callable[..., Any]:
+    """login(server, user="agent") -> the test user (a key of tests.conftest.TEST_USERS), once this test's
+    browser context is signed in as them through the real POST /v1/auth/login.
+
+    The context's request client shares its cookie jar with the context's pages, so every page opened
+    afterwards carries the session cookie (to its fetches and same-origin WebSockets too).
+    """
+
+    def _login(server: Any, user: str = "agent") -> Any:
+        account = server.users[user]
+        assert account.password, f"{user} has no password: it cannot sign in on a page"
+        response = context.request.post(
+            f"{server.url}/v1/auth/login", data={"name": account.name, "password": account.password}
+        )
+        assert response.status == 200, response.text()
+        assert response.json()["role"] == account.role
+        return account
+
+    return _login
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,21 +98,44 @@ def context_options() -> dict[str, Any]:
 
 
 @pytest.fixture
-def open_sidebar(new_page, live_server) -> Any:
-    """open_sidebar(path) -> a page at live_server.url + path; any JS error or CSP refusal fails the test."""
+def open_sidebar(new_page, live_server, login) -> Any:
+    """open_sidebar(path) -> a page at live_server.url + path, signed in as the test agent; any JS error or
+    CSP refusal fails the test."""
+    login(live_server, "agent")
 
     def _open(path: str) -> Any:
         page = new_page()
         page.goto(live_server.url + path)
         return page
 
+    _open.server = live_server
     return _open
 
 
+def listeners(server, call_id: str) -> int:
+    """How many sidebar sockets the server's hub has subscribed to the call."""
+    hub = server.app.state.calls.hub
+    return server.on_loop(hub.listener_count, call_id)
+
+
+def wait_listeners(server, call_id: str, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while listeners(server, call_id) < count:
+        assert time.monotonic() < deadline, f"no {count} sidebars were subscribed to {call_id}"
+        time.sleep(0.02)
+
+
 def joined(open_sidebar, call_id: str) -> Any:
-    """A sidebar opened with ?call=ID and live on the call's events socket."""
+    """A sidebar opened with ?call=ID, live on the call's events socket and subscribed to the call.
+
+    The page says "live" once the socket is open; the server subscribes it a little later, after checking
+    its session, and an event that is not replayed (a partial, an overload) published in between is lost.
+    """
+    server = open_sidebar.server
+    before = listeners(server, call_id)
     page = open_sidebar(f"/agent?call={call_id}")
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    wait_listeners(server, call_id, before + 1)
     return page
 
 
@@ -285,6 +309,7 @@ def test_reconnects_without_duplicates(open_sidebar, live_server, wait_until):
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    wait_listeners(live_server, "rc-1", 1)  # the partial below is not replayed to a late subscriber
     live_server.publish("rc-1", turn("customer", ASKS_WHEN_TEXT, 0.0))
     live_server.publish("rc-1", ASKS_WHEN)
     live_server.publish("rc-1", turn("agent", "Секунду, проверяю", 5.0, 6.0, final=False))
@@ -424,7 +449,16 @@ def test_a_real_call_reaches_the_sidebar(open_sidebar, live_server, ru_call):
     frames = list(pcm16_frames(ru_call.samples, ru_call.sample_rate))
     # Playwright's sync API owns this thread's event loop; the caller streams from its own thread.
     caller = threading.Thread(
-        target=lambda: asyncio.run(stream_call(live_server.ws, "e2e-1", start, frames, realtime=False))
+        target=lambda: asyncio.run(
+            stream_call(
+                live_server.ws,
+                "e2e-1",
+                start,
+                frames,
+                realtime=False,
+                token=live_server.token("telephony"),
+            )
+        )
     )
     caller.start()
     caller.join(timeout=300)

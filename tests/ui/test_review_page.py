@@ -210,9 +210,10 @@ def seeded(seed) -> dict[str, str]:
 
 
 @pytest.fixture
-def open_review(new_page, live_server) -> Any:
-    """open_review(path="/review") -> a page at live_server.url + path with the call list loaded; any JS
-    error, console error or CSP refusal fails the test."""
+def open_review(new_page, live_server, login) -> Any:
+    """open_review(path="/review") -> a page at live_server.url + path, signed in as the test reviewer,
+    with the call list loaded; any JS error, console error or CSP refusal fails the test."""
+    login(live_server, "reviewer")
 
     def _open(path: str = "/review") -> Any:
         page = new_page()

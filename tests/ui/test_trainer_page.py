@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -38,11 +37,11 @@ REFUSED = r"status of 422"  # Chromium logs a refused request as a console error
 
 
 def listing(server) -> dict:
-    return httpx.get(f"{server.url}/v1/packs").json()
+    return server.http("trainer").get(f"{server.url}/v1/packs").json()
 
 
 def pack_json(server, version: int) -> dict:
-    return httpx.get(f"{server.url}/v1/packs/default/versions/{version}").json()
+    return server.http("trainer").get(f"{server.url}/v1/packs/default/versions/{version}").json()
 
 
 def category(pack: dict, category_id: str) -> dict:
@@ -53,7 +52,7 @@ def save_draft(server, *, examples: list[str], note: str = "test draft") -> int:
     """A new version of the default pack: version 1 with more not_my_job examples (ru)."""
     pack = pack_json(server, 1)
     category(pack, "not_my_job")["examples"]["ru"].extend(examples)
-    saved = httpx.put(f"{server.url}/v1/packs/default", json=pack, params={"note": note})
+    saved = server.http("trainer").put(f"{server.url}/v1/packs/default", json=pack, params={"note": note})
     assert saved.status_code == 200, saved.text
     return saved.json()["version"]
 
@@ -69,11 +68,13 @@ def write_wav(path: Path, seconds: float = 5.0, rate: int = 8000) -> Path:
 
 
 @pytest.fixture
-def open_trainer(new_page) -> Any:
-    """open_trainer(server, query="", path="/static/trainer.html") -> a page with the packs and suggestions
-    loaded; any JS error, console error, CSP refusal or browser dialog (alert, confirm) fails the test."""
+def open_trainer(new_page, login) -> Any:
+    """open_trainer(server, query="", path="/static/trainer.html") -> a page, signed in as the test
+    trainer, with the packs and suggestions loaded; any JS error, console error, CSP refusal or browser
+    dialog (alert, confirm) fails the test."""
 
     def _open(server, query: str = "", path: str = "/static/trainer.html") -> Any:
+        login(server, "trainer")
         page = new_page()
         page.goto(server.url + path + query)
         expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=30000)
@@ -341,7 +342,8 @@ def test_import_shows_file_line_and_field(open_trainer, module_server, problems,
         expect(status).to_contain_text(words)
     before = len(listing(module_server)["versions"])
 
-    exported = httpx.get(module_server.url + page.locator("#export-link").get_attribute("href"))
+    href = page.locator("#export-link").get_attribute("href")
+    exported = module_server.http("trainer").get(module_server.url + href)
     assert exported.status_code == 200 and exported.text.startswith("name: default")
     good = tmp_path / "default.yaml"
     good.write_text(exported.text, encoding="utf-8")
@@ -468,7 +470,16 @@ def _stream(server, call_id: str, script) -> list[dict]:
     # Playwright's sync API owns this thread's event loop; the caller streams from its own thread.
     caller = threading.Thread(
         target=lambda: result.update(
-            done=asyncio.run(stream_call(server.ws, call_id, start, frames, realtime=False))
+            done=asyncio.run(
+                stream_call(
+                    server.ws,
+                    call_id,
+                    start,
+                    frames,
+                    realtime=False,
+                    token=server.token("telephony"),
+                )
+            )
         )
     )
     caller.start()

@@ -5,16 +5,20 @@
 //   WS  /v1/calls/{call_id}/events    -> replay of the call so far, then live events, as JSON text frames:
 //       transcript | alert | overload | error | end
 // A socket that closes without "end" is reopened with backoff; the replay that follows is de-duplicated.
+// Both need a signed-in agent or reviewer (common.js `auth`; the session cookie goes with them). A socket
+// the server refuses (an `error` event, then close code 1008: signed out, another agent's call) is not
+// reopened: the page asks /v1/auth/me and shows the login form, the role message or the refusal.
 //
 // Security: every string from the server is rendered with textContent / Text nodes, never as HTML.
 "use strict";
 
 (() => {
-  const { h, str, num, speakerOf, clock } = window.cb;
+  const { h, str, num, speakerOf, clock, auth, authFetch } = window.cb;
 
   const CALL_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 5000;
+  const CLOSE_POLICY = 1008; // the server refused the socket (or dropped a listener that fell behind)
   const CALLS_POLL_MS = 10000;
   const COPIED_MS = 2000;
   const NEAR_BOTTOM_PX = 40;
@@ -34,6 +38,7 @@
     live: "Live · На связи",
     reconnecting: "Reconnecting… · Переподключение…",
     ended: "Call ended · Звонок завершён",
+    refused: "Not allowed · Нет доступа",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -106,7 +111,7 @@
 
   async function loadCalls() {
     try {
-      const response = await fetch("/v1/calls?active=1", { headers: { Accept: "application/json" } });
+      const response = await authFetch("/v1/calls?active=1", { headers: { Accept: "application/json" } });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const body = await response.json();
       renderCalls(Array.isArray(body && body.calls) ? body.calls : []);
@@ -228,6 +233,7 @@
       return;
     }
     state.ws = ws;
+    let lastWasError = false; // a refusal is an `error` event, then close 1008
     ws.addEventListener("open", () => {
       if (ws !== state.ws) return;
       state.connectedOnce = true;
@@ -242,13 +248,27 @@
       } catch (err) {
         return; // not an event; ignore rather than break the sidebar
       }
+      lastWasError = Boolean(event && event.type === "error");
       handleEvent(event);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (ws !== state.ws) return;
       state.ws = null;
-      if (!state.ended) scheduleReconnect();
+      if (state.ended) return;
+      if (event.code === CLOSE_POLICY) refused(lastWasError);
+      else scheduleReconnect();
     });
+  }
+
+  // Closed with 1008: signed out or not allowed (after an `error` event saying why), or too far behind
+  // (no error: reconnecting gets the replay). Only the last is retried.
+  async function refused(withError) {
+    const callId = state.callId;
+    setStatus(withError ? "refused" : "reconnecting");
+    const verdict = await auth.recheck(); // "lost" and "denied" show the form or message and leave the call
+    if (callId !== state.callId || state.ws || state.retryTimer || state.ended) return;
+    if (verdict === "unknown" || (verdict === "ok" && !withError)) scheduleReconnect();
+    else if (verdict === "ok") setStatus("refused"); // e.g. another agent's call: the banner says why
   }
 
   function scheduleReconnect() {
@@ -538,11 +558,31 @@
     if (isNearBottom()) ui.jumpLatest.hidden = true;
   });
 
-  const requested = new URLSearchParams(window.location.search).get("call");
-  if (requested) {
-    join(requested);
-    if (!state.callId) showPicker(true); // invalid id: the error is shown above the list
-  } else {
-    showPicker(true);
+  // Shown once signed in (again): the call in the address (?call=ID) or the picker.
+  function enter() {
+    const requested = new URLSearchParams(window.location.search).get("call");
+    if (requested) {
+      join(requested);
+      if (!state.callId) showPicker(true); // invalid id: the error is shown above the list
+    } else {
+      showPicker(true);
+    }
   }
+
+  // Signed out or not allowed any more: close the socket and stop polling (the address keeps the call).
+  function stop() {
+    leave();
+    showPicker(false);
+    ui.callView.hidden = true;
+    ui.switchCall.hidden = true;
+    ui.callId.textContent = "—";
+  }
+
+  auth.start({
+    roles: ["agent", "reviewer"],
+    audience: { en: "agents and reviewers", ru: "операторов и проверяющих" },
+    slot: document.getElementById("bar-sub"),
+    enter,
+    leave: stop,
+  });
 })();

@@ -8,12 +8,13 @@
 //   POST /v1/audits  multipart files + channels + language + keep_pii -> {"id": job, "calls"}; 413 too big
 //   GET  /v1/audits/{job}               -> {"status": queued|running|done|failed, "calls"}
 // Served at /review and /static/review.html: every path here is absolute. `?call=ID` opens a call.
+// For reviewers (and admins) signed in through common.js `auth`; nothing is asked of the API before.
 //
 // Security: every string from the server is rendered with textContent / Text nodes, never as HTML.
 "use strict";
 
 (() => {
-  const { h, str, num, list, speakerOf, clock, when } = window.cb;
+  const { h, str, num, list, speakerOf, clock, when, auth, authFetch } = window.cb;
 
   const JOB_POLL_MS = 1000;
   const LIST_POLL_MS = 4000;
@@ -107,6 +108,7 @@
     listSeq: 0,
     detailSeq: 0,
     uploading: false,
+    shown: false, // signed in as someone the page is for
   };
 
   // ---------------------------------------------------------------- helpers
@@ -161,8 +163,9 @@
   }
 
   // fetch + JSON; throws an Error whose message is the server's "detail" (FastAPI) when there is one.
+  // A 401 shows the login form and a 403 says who is not allowed (authFetch).
   async function api(path, options) {
-    const response = await fetch(path, {
+    const response = await authFetch(path, {
       ...options,
       headers: { Accept: "application/json", ...((options && options.headers) || {}) },
     });
@@ -256,7 +259,7 @@
   function scheduleListPoll() {
     window.clearTimeout(state.listTimer);
     const busy = state.calls.some((c) => c.status === "queued" || c.status === "running");
-    if (busy) state.listTimer = window.setTimeout(loadList, LIST_POLL_MS);
+    if (busy && state.shown) state.listTimer = window.setTimeout(loadList, LIST_POLL_MS);
   }
 
   function renderList() {
@@ -861,7 +864,25 @@
   }
 
   ui.filterForm.dataset.active = "false";
-  loadList();
-  const wanted = new URLSearchParams(window.location.search).get("call");
-  if (wanted && ID_RE.test(wanted)) openCall(wanted, { focus: false });
+
+  // Shown once signed in (again): the list, and the call in the address (?call=ID).
+  function enter() {
+    state.shown = true;
+    ui.errorBanner.hidden = true;
+    loadList();
+    const wanted = state.callId || new URLSearchParams(window.location.search).get("call");
+    if (wanted && ID_RE.test(wanted)) openCall(wanted, { focus: false });
+  }
+
+  // Signed out: stop polling and playing; what answers are still on their way are not shown.
+  function leave() {
+    state.shown = false;
+    window.clearTimeout(state.listTimer);
+    state.listTimer = null;
+    state.listSeq += 1;
+    state.detailSeq += 1;
+    ui.player.pause();
+  }
+
+  auth.start({ roles: ["reviewer"], audience: { en: "reviewers", ru: "проверяющих" }, enter, leave });
 })();

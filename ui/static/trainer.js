@@ -16,13 +16,15 @@
 //   GET  /v1/flags/export?status=dismissed           -> JSON lines of dismissed flags
 // Served at /trainer and /static/trainer.html: every path here is absolute. `?pack=NAME&version=N` opens a
 // version. Rejected suggestions are remembered in localStorage ("callbuffer.trainer.rejected").
+// For trainers (and admins) signed in through common.js `auth`; nothing is asked of the API before. A
+// session that ends mid-edit keeps the unsaved edits: after signing in again they can still be saved.
 //
 // Security: every string from the server or the pack is rendered with textContent / Text nodes or put in
 // form fields' `value`, never parsed as HTML.
 "use strict";
 
 (() => {
-  const { h, str, list, when } = window.cb;
+  const { h, str, list, when, auth, authFetch } = window.cb;
 
   const TRY_DEBOUNCE_MS = 400;
   const BUILDING_AFTER_MS = 700;
@@ -230,10 +232,11 @@
   }
 
   // fetch; throws an Error whose message is the server's readable "detail" and whose `.detail` is the raw
-  // one (a string, or FastAPI's list of validation errors).
+  // one (a string, or FastAPI's list of validation errors). A 401 shows the login form and a 403 says who
+  // is not allowed (authFetch).
   async function api(path, options = {}) {
     const { raw, ...init } = options;
-    const response = await fetch(path, {
+    const response = await authFetch(path, {
       ...init,
       headers: { Accept: raw ? "*/*" : "application/json", ...(init.headers || {}) },
     });
@@ -1528,7 +1531,6 @@
   }
 
   async function start() {
-    bind();
     document.body.dataset.ready = "false";
     try {
       await loadListing();
@@ -1552,5 +1554,27 @@
     document.body.dataset.ready = "true";
   }
 
-  start();
+  // Shown once signed in: the first time (or after a first load that failed) everything is loaded; after
+  // signing in again the edits on screen are kept and only the suggestions are refreshed.
+  async function enter() {
+    ui.errorBanner.hidden = true;
+    if (!state.pack) {
+      await start();
+      return;
+    }
+    document.body.dataset.ready = "false";
+    await loadSuggestions();
+    document.body.dataset.ready = "true";
+  }
+
+  function leave() {
+    window.clearTimeout(state.tryTimer);
+    state.tryTimer = null;
+    if (state.tryAbort) state.tryAbort.abort();
+    state.tryAbort = null;
+    if (ui.confirmDialog.open) ui.confirmDialog.close();
+  }
+
+  bind();
+  auth.start({ roles: ["trainer"], audience: { en: "trainers", ru: "тренеров" }, enter, leave });
 })();

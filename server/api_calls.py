@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSock
 from starlette.websockets import WebSocketState
 
 from audio.codecs import FrameError
-from server.auth import authorize_socket, refuse_socket, require
+from server.auth import AuthError, authenticate, authorize_socket, refuse_socket, require
 from server.auth_store import Principal, Role
 from server.calls import CallBusyError, CallRegistry, TooManyCallsError
 from server.hub import Listener
@@ -38,6 +38,7 @@ router = APIRouter()
 STREAMERS = (Role.TELEPHONY,)  # audio in: an integration's token (admins too)
 WATCHERS = (Role.AGENT, Role.REVIEWER)  # events and call records out
 WATCHERS_HTTP = require(*WATCHERS)
+RECHECK_S = 30.0  # how often an open sidebar's credential is checked again
 
 
 def registry_of(connection: WebSocket | Request) -> CallRegistry:
@@ -180,15 +181,28 @@ async def events(ws: WebSocket, call_id: str) -> None:
             listener.offer(None)
     sender = asyncio.create_task(send_events(ws, listener))
     receiver = asyncio.create_task(_until_disconnect(ws))
+    recheck = asyncio.create_task(_recheck_credential(ws, listener))
     try:
         await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         registry.hub.unsubscribe(listener)
-        receiver.cancel()
-        sender.cancel()
+        for task in (receiver, sender, recheck):
+            task.cancel()
     if ws.client_state is WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError):
             await ws.close(CloseCode.NORMAL)
+
+
+async def _recheck_credential(ws: WebSocket, listener: Listener) -> None:
+    """A sidebar stays open for hours: every RECHECK_S its token or session is checked again, so a
+    revoked user or an ended session stops receiving the call (error event, then close 1008)."""
+    while True:
+        await asyncio.sleep(RECHECK_S)
+        try:
+            await authenticate(ws, WATCHERS)
+        except AuthError as exc:
+            listener.refuse(str(exc))
+            return
 
 
 async def _until_disconnect(ws: WebSocket) -> None:

@@ -260,3 +260,23 @@ def test_tokens_and_passwords_are_stored_hashed(live_server):
         assert user.token not in stored
         assert user.password is None or user.password not in stored
     assert "scrypt$" in stored
+
+
+def test_an_open_sidebar_stops_when_its_user_is_revoked(live_server, monkeypatch):
+    """Revoking a user closes their open sidebars too (checked again every RECHECK_S, shortened here)."""
+    import server.api_calls
+
+    monkeypatch.setattr(server.api_calls, "RECHECK_S", 0.2)
+    admin = live_server.http("admin")
+    token = admin.post(f"{live_server.url}/v1/users", json={"name": "gone", "role": "agent"}).json()["token"]
+    with connect(
+        f"{live_server.ws}/v1/calls/r-1/events", additional_headers={"Authorization": f"Bearer {token}"}
+    ) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)  # still welcome
+        admin.delete(f"{live_server.url}/v1/users/gone")
+        event = json.loads(ws.recv(timeout=10))
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+    assert event == {"type": "error", "message": "the token or session is unknown, expired or revoked"}
+    assert ws.close_code == 1008

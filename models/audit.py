@@ -8,9 +8,13 @@ who spoke how long, where nobody spoke, where both spoke at once, and the scorec
 How a recording is heard:
 
 * decoded with :func:`audio.decode.decode_file` at 16 kHz, channels kept. Stereo: one channel per role
-  (``roles``, default agent left, customer right). Mono (or two identical channels): no bundled model can
-  tell speakers apart, so every turn is ``unknown`` (the classifier then checks every category) and
-  ``diarization`` is ``"none"`` with a note saying so.
+  (``roles``, default agent left, customer right); ``diarization`` is ``"channels"``. Mono (or two
+  identical channels): the voices are told apart by :mod:`models.diarization` (Resemblyzer, the optional
+  ``diarization`` extra) over Whisper's word times; each word goes to the voice heard most during it, and
+  the voice heard first takes the first role (the agent by default: an agent's greeting opens a call),
+  the other the second; ``diarization`` is ``"voices"`` with a note saying so. When the encoder is not
+  installed, or only one voice is heard, every turn is ``unknown`` (the classifier then checks every
+  category), ``diarization`` is ``"none"`` and the notes say why.
 * each channel goes through faster-whisper's long-form transcription with :func:`transcribe_options`
   (greedy, Silero VAD with the thresholds :mod:`audio.endpoint` tuned for 8 kHz telephone audio, no
   conditioning on earlier text, timestamps and word timestamps on); ``bench/bench_audit.py`` times exactly
@@ -29,7 +33,7 @@ The report (:meth:`CallReport.to_dict`, JSON-ready; ``schema`` = 1)::
       "schema": 1,
       "source": "/calls/a.wav", "sha256": "<hex>", "duration": 69.99,   # seconds
       "channels": 2, "roles": ["agent", "customer"], "language": "ru",  # pinned or detected
-      "diarization": "channels" | "none", "notes": ["..."], "masked": true,
+      "diarization": "channels" | "voices" | "none", "notes": ["..."], "masked": true,
       "turns": [{"index": 0, "speaker": "agent", "start": 0.1, "end": 6.5, "text": "...", "lang": "ru"}],
       "detections": [{"turn": 2, "category": "not_my_job", "kind": "forbidden", "speaker": "agent",
                       "start": 6.9, "end": 9.8,          # the turn's times, seconds
@@ -67,6 +71,7 @@ import numpy as np
 
 from audio.decode import AudioDecodeError, decode_file
 from models.classifier import Detection, PhraseClassifier, Speaker, Turn
+from models.diarization import DiarizationUnavailable, Diarizer
 from models.hallucinations import HallucinationFilter
 from models.packs import Kind
 from models.pii import Masked, mask_pii
@@ -90,8 +95,16 @@ VAD_PARAMETERS: dict[str, float | int] = {
     "min_silence_duration_ms": 600,
 }
 MONO_NOTE = (
-    "mono recording: speakers could not be told apart (no diarization model is installed), "
-    "so every turn is 'unknown' and checked for every category"
+    "mono recording: speakers could not be told apart, so every turn is 'unknown' and checked for every "
+    "category"
+)
+NO_DIARIZATION_NOTE = (
+    "no voice diarization model is installed (pip install 'callbuffer[diarization]' adds Resemblyzer)"
+)
+ONE_VOICE_NOTE = "only one voice was heard (Resemblyzer voice diarization)"
+VOICES_NOTE = (
+    "mono recording: speakers told apart by voice (Resemblyzer); the first to speak is taken as the {first}, "
+    "the other as the {second}"
 )
 IDENTICAL_NOTE = "both channels carry the same audio: treated as a mono recording"
 
@@ -251,10 +264,23 @@ class CallReport:
 
 @dataclass(frozen=True)
 class _Channel:
-    """One channel to transcribe and the speaker it carries."""
+    """One channel to transcribe and the speaker it carries; ``voices`` (a mono recording) are the roles
+    its speakers take by order of appearance, when they are to be told apart by voice."""
 
     samples: np.ndarray
     speaker: str
+    voices: tuple[str, ...] = ()
+
+
+@dataclass
+class _Heard:
+    """What transcribing the channels gave: turns, language, and how speakers were told apart."""
+
+    turns: list[ReportTurn]
+    language: str | None
+    diarization: str
+    roles: list[str]
+    notes: list[str]
 
 
 # --------------------------------------------------------------------------------------- transcription
@@ -426,10 +452,14 @@ class Auditor:
         model_info: dict[str, Any] | None = None,
         hallucinations: HallucinationFilter | None = None,
         transcribe_extra: dict[str, Any] | None = None,
+        diarizer: Diarizer | None = None,
     ) -> None:
         """``model_info`` (e.g. ``{"whisper": "bundled", "encoder": "e5"}``) is copied into each report;
-        ``transcribe_extra`` are further ``transcribe`` options (``batch_size`` for a batched pipeline)."""
+        ``transcribe_extra`` are further ``transcribe`` options (``batch_size`` for a batched pipeline);
+        ``diarizer`` tells the voices of mono recordings apart (default: Resemblyzer's, loaded on the
+        first mono recording; one whose encoder cannot load leaves mono turns ``unknown``)."""
         self.model = model
+        self.diarizer = diarizer or Diarizer()
         self.classifier = classifier
         self.hallucinations = hallucinations or HallucinationFilter()
         self.transcribe_extra = dict(transcribe_extra or {})
@@ -450,7 +480,9 @@ class Auditor:
         except AudioDecodeError as exc:
             raise AuditError(path, exc.reason) from exc
         channels, diarization, notes = _assign_roles(decoded.samples, options.roles, path)
-        turns, language = self._transcribe(channels, options.language)
+        heard = self._transcribe(channels, options.language, diarization)
+        turns, language = heard.turns, heard.language
+        notes += heard.notes
         if not turns:
             notes.append("no speech was found")
         found = self.classifier.classify_batch([Turn(t.text, Speaker(t.speaker), t.lang) for t in turns])
@@ -470,9 +502,9 @@ class Auditor:
             sha256=digest,
             duration=decoded.duration,
             channels=decoded.channels,
-            roles=[c.speaker for c in channels],
+            roles=heard.roles,
             language=language,
-            diarization=diarization,
+            diarization=heard.diarization,
             masked=options.mask,
             turns=turns,
             detections=detections,
@@ -484,23 +516,52 @@ class Auditor:
             notes=notes,
         )
 
-    def _transcribe(
-        self, channels: Sequence[_Channel], language: str | None
-    ) -> tuple[list[ReportTurn], str | None]:
-        """Turns of every channel sorted by start, and the language (pinned, else the most-heard one)."""
+    def _transcribe(self, channels: Sequence[_Channel], language: str | None, diarization: str) -> _Heard:
+        """Turns of every channel sorted by start, the language (pinned, else the most-heard one), and
+        how speakers were told apart (a mono channel's words go to voices when it has ``voices``)."""
         pieces: list[tuple[float, float, str, str, str | None]] = []
         heard: dict[str, float] = {}
+        roles, notes = [c.speaker for c in channels], []
         for channel in channels:
             found, lang = transcribe_channel(self.model, channel.samples, language, **self.transcribe_extra)
             kept = [h for h in found if not self.hallucinations.is_hallucination(h.segment)]
-            for start, end, text in words_to_turns([w for h in kept for w in h.words]):
-                pieces.append((start, end, text, channel.speaker, lang))
-                if lang:
-                    heard[lang] = heard.get(lang, 0.0) + (end - start)
+            words = [w for h in kept for w in h.words]
+            by_speaker: dict[str, list[Word]] = {channel.speaker: words}
+            if channel.voices:
+                by_speaker, why = self._by_voice(channel, words)
+                if why is None:
+                    diarization, roles = "voices", [r for r in channel.voices if r in by_speaker]
+                    notes.append(VOICES_NOTE.format(first=channel.voices[0], second=channel.voices[1]))
+                else:
+                    notes += [MONO_NOTE, why]
+            for speaker, own in by_speaker.items():
+                for start, end, text in words_to_turns(own):
+                    pieces.append((start, end, text, speaker, lang))
+                    if lang:
+                        heard[lang] = heard.get(lang, 0.0) + (end - start)
             logger.debug("%s channel: %d segments, %d kept", channel.speaker, len(found), len(kept))
         pieces.sort(key=lambda p: (p[0], p[1]))
         turns = [ReportTurn(i, sp, a, b, text, lang) for i, (a, b, text, sp, lang) in enumerate(pieces)]
-        return turns, language or (max(heard, key=heard.__getitem__) if heard else None)
+        language = language or (max(heard, key=heard.__getitem__) if heard else None)
+        return _Heard(turns, language, diarization, roles, notes)
+
+    def _by_voice(self, channel: _Channel, words: Sequence[Word]) -> tuple[dict[str, list[Word]], str | None]:
+        """A mono channel's words by the role of the voice heard most during each, or all of them
+        ``unknown`` with the reason (no encoder installed, one voice heard)."""
+        if not words:
+            return {channel.speaker: []}, None
+        try:
+            found = self.diarizer.diarize(channel.samples, [(w.start, w.end) for w in words])
+        except DiarizationUnavailable as exc:
+            logger.warning("mono recording left 'unknown': %s", exc)
+            return {channel.speaker: list(words)}, NO_DIARIZATION_NOTE
+        if found.speakers < 2:
+            return {channel.speaker: list(words)}, ONE_VOICE_NOTE
+        by_speaker: dict[str, list[Word]] = {}
+        for word in words:
+            voice = found.speaker_of(word.start, word.end) or 0
+            by_speaker.setdefault(channel.voices[min(voice, len(channel.voices) - 1)], []).append(word)
+        return by_speaker, None
 
     def _detection(self, turn: ReportTurn, found: Detection) -> ReportDetection:
         category = self.classifier.category(found.category)
@@ -529,11 +590,12 @@ def _assign_roles(
     if count > 2:
         raise AuditError(path, f"{count} channels: expected mono or stereo (one channel per speaker)")
     if count == 2 and _same_audio(samples[0], samples[1]):
-        return [_Channel(samples[0], "unknown")], "none", [IDENTICAL_NOTE, MONO_NOTE]
+        voices = tuple(roles) if len(roles) == 2 else DEFAULT_ROLES
+        return [_Channel(samples[0], "unknown", voices)], "none", [IDENTICAL_NOTE]
     if count == 1:
         if len(roles) == 1:  # the caller says who is on the only channel
             return [_Channel(samples[0], roles[0])], "channels", []
-        return [_Channel(samples[0], "unknown")], "none", [MONO_NOTE]
+        return [_Channel(samples[0], "unknown", tuple(roles))], "none", []
     if len(roles) != 2:
         raise AuditError(path, f"stereo recording but {len(roles)} role given ({','.join(roles)}): give two")
     return [_Channel(samples[i], roles[i]) for i in range(2)], "channels", []

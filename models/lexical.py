@@ -68,6 +68,9 @@ class LexicalIndex:
         self._words: list[list[_Word]] = []
         self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self._glued: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        # content words by key, with their _Word, for the hot loop of match(); function words by phrase
+        self._content_postings: dict[str, list[tuple[int, int, _Word]]] = defaultdict(list)
+        self._function_positions: list[dict[str, list[int]]] = []
         for index, phrase in enumerate(self.phrases):
             words = [
                 _Word(t.norm, t.lemma, t.negated, STOPWORD_WEIGHT if t.is_stopword else 1.0)
@@ -75,10 +78,16 @@ class LexicalIndex:
                 if not t.is_negation
             ]
             self._words.append(words)
+            function_positions: dict[str, list[int]] = defaultdict(list)
             for pos, word in enumerate(words):
-                self._postings[word.key].append((index, pos))
-                if word.lemma != word.key:
-                    self._postings["=" + word.lemma].append((index, pos))
+                keys = (word.key,) if word.lemma == word.key else (word.key, "=" + word.lemma)
+                for key in keys:
+                    self._postings[key].append((index, pos))
+                    if word.weight == 1.0:
+                        self._content_postings[key].append((index, pos, word))
+                    else:
+                        function_positions[key].append(pos)
+            self._function_positions.append(dict(function_positions))
             for pos in range(len(words) - 1):
                 self._glued[words[pos].key + words[pos + 1].key].append((index, pos, pos + 1))
         self._totals = [sum(w.weight for w in words) for words in self._words]  # per phrase, for _score
@@ -90,20 +99,26 @@ class LexicalIndex:
         only hits that may reach it (phrases that cannot are skipped before scoring: most candidates
         share one word with the turn and could never be near-literal)."""
         found: dict[int, dict[int, tuple[_Candidate, float]]] = defaultdict(dict)
-        function_words = []
-        for cand, keys in self._candidates(tokens):
+        candidates = list(self._candidates(tokens))
+        content = self._content_postings
+        for cand, keys in candidates:
             for key, sim in keys:
-                for phrase, pos in self._postings.get(key, ()):
-                    word = self._words[phrase][pos]
-                    if word.weight < 1.0:
-                        function_words.append((phrase, pos, cand, sim, word))
-                    else:
-                        self._keep(found[phrase], pos, cand, sim, word)
-        for phrase, pos, cand, sim, word in function_words:
-            # «я», «это», "the" only add to a phrase that a content word already brought in: on their
-            # own they would make every phrase a candidate
-            if phrase in found:
-                self._keep(found[phrase], pos, cand, sim, word)
+                for phrase, pos, word in content.get(key, ()):
+                    slot = found[phrase]
+                    old = slot.get(pos)  # _keep, inlined: this is the innermost loop of classification
+                    if old is None or (cand.negated == word.negated, sim) > (
+                        old[0].negated == word.negated,
+                        old[1],
+                    ):
+                        slot[pos] = (cand, sim)
+        # «я», «это», "the" only add to a phrase that a content word already brought in: on their own
+        # they would make every phrase a candidate, so they are looked up in those phrases only
+        brought_in = list(found)
+        for cand, keys in candidates:
+            for key, sim in keys:
+                for phrase in brought_in:
+                    for pos in self._function_positions[phrase].get(key, ()):
+                        self._keep(found[phrase], pos, cand, sim, self._words[phrase][pos])
         for i in range(len(tokens)):
             # a phrase's two words glued into one turn word («незанимаюсь» was split by the tokenizer,
             # but «бухгалтерияошиблась» was not)

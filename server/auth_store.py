@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -25,7 +26,8 @@ logger = logging.getLogger(__name__)
 TOKEN_PREFIX = "cb_"
 SESSION_HOURS = 12
 MIN_PASSWORD = 8
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"  # also the `agent` of a call's start
+_NAME = re.compile(USER_NAME_PATTERN)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 
@@ -205,7 +207,13 @@ class AuthStore(SQLiteFile):
         return None
 
     def start_session(self, name: str) -> str:
-        """A page session for a logged-in user, valid for SESSION_HOURS."""
+        """A page session for a logged-in user, valid for SESSION_HOURS (ended ones are cleared out)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM credentials WHERE kind = 'session'"
+                " AND (expires_at <= ? OR revoked_at IS NOT NULL)",
+                (_iso(_now()),),
+            )
         return self._issue(name, "session", "page login", _now() + timedelta(hours=SESSION_HOURS))
 
     def end_session(self, token: str) -> None:
@@ -256,12 +264,12 @@ _USER_SELECT = (
 _DUMMY_HASH = "scrypt$00$00"  # checked against when the user has no password: the same scrypt work
 
 
-def _user(row: object) -> UserRecord:
+def _user(row: sqlite3.Row) -> UserRecord:
     return UserRecord(
-        name=row["name"],  # type: ignore[index]
-        role=Role(row["role"]),  # type: ignore[index]
-        created_at=row["created_at"],  # type: ignore[index]
-        revoked_at=row["revoked_at"],  # type: ignore[index]
-        has_password=bool(row["has_password"]),  # type: ignore[index]
-        tokens=int(row["tokens"]),  # type: ignore[index]
+        name=row["name"],
+        role=Role(row["role"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        has_password=bool(row["has_password"]),
+        tokens=int(row["tokens"]),
     )

@@ -31,6 +31,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from server.auth_store import USER_NAME_PATTERN
+
 if TYPE_CHECKING:
     from models.streaming import TranscriptEvent
 
@@ -44,7 +46,7 @@ SampleRate = Literal[8000, 16000]
 Channels = Literal[1, 2]
 Role = Literal["agent", "customer", "unknown"]
 Language = Literal["ru", "en"]
-AgentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+AgentName = Annotated[str, StringConstraints(pattern=USER_NAME_PATTERN)]
 AlertKind = Literal["forbidden", "trigger"]
 
 _CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Annotated, Any
 
@@ -241,8 +242,10 @@ async def list_calls(
 ) -> dict[str, list[dict[str, Any]]]:
     """Calls, newest first (for an agent: their own and those with no agent named)."""
     store = registry_of(request).engine.store
-    records = await asyncio.to_thread(store.list_calls, limit, offset)
-    records = [r for r in records if may_watch(principal, r) and (not active or r.status == "active")]
+    agent = principal.name if principal.role is Role.AGENT else None
+    records = await asyncio.to_thread(
+        functools.partial(store.list_calls, limit, offset, agent=agent, active=active)
+    )
     return {"calls": [_call_json(r) for r in records]}
 
 

@@ -252,12 +252,24 @@ class Store(SQLiteFile):
         rows = self._read("SELECT * FROM calls WHERE call_id = ?", (call_id,))
         return _call(rows[0]) if rows else None
 
-    def list_calls(self, limit: int = 50, offset: int = 0) -> list[CallRecord]:
-        """Calls, newest first, `limit` (1-1000) at a time from `offset`."""
+    def list_calls(
+        self, limit: int = 50, offset: int = 0, *, agent: str | None = None, active: bool = False
+    ) -> list[CallRecord]:
+        """Calls, newest first, `limit` (1-1000) at a time from `offset`; with `agent`, only that agent's
+        calls and calls that name no agent; with `active`, only calls streaming now."""
         if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
             raise StoreError(f"list_calls: limit must be 1-{MAX_LIST_LIMIT} and offset >= 0")
+        where = ["1"]
+        params: list[object] = []
+        if agent is not None:
+            where.append("(agent IS NULL OR agent = ?)")
+            params.append(agent)
+        if active:
+            where.append("status = 'active'")
         rows = self._read(
-            "SELECT * FROM calls ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", (limit, offset)
+            f"SELECT * FROM calls WHERE {' AND '.join(where)} ORDER BY created_at DESC, rowid DESC "
+            "LIMIT ? OFFSET ?",
+            (*params, limit, offset),
         )
         return [_call(row) for row in rows]
 

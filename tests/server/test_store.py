@@ -240,6 +240,18 @@ def test_list_calls_newest_first_with_paging(store: Store):
         store.list_calls(limit=0)
 
 
+def test_list_calls_for_an_agent_pages_over_their_calls_only(store: Store):
+    """An agent's page is filled with calls they may see (theirs and unnamed ones), not cut after paging."""
+    for i in range(6):
+        store.create_call(f"a{i}", ["agent"], "ru", "pcm16", 8000, agent="anna" if i % 2 else "oleg")
+    store.create_call("open", ["agent"], "ru", "pcm16", 8000)
+    store.end_call("a5", "completed")
+    assert [c.call_id for c in store.list_calls(limit=3, agent="anna")] == ["open", "a5", "a3"]
+    assert [c.call_id for c in store.list_calls(limit=3, offset=3, agent="anna")] == ["a1"]
+    assert [c.call_id for c in store.list_calls(agent="anna", active=True)] == ["open", "a3", "a1"]
+    assert len(store.list_calls()) == 7
+
+
 def test_second_store_on_the_same_file_sees_the_data(tmp_path: Path):
     path = tmp_path / "calls.db"
     with Store(path) as writer, Store(path) as reader:

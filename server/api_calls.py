@@ -59,7 +59,7 @@ async def stream(ws: WebSocket, call_id: str) -> None:
         session = await registry_of(ws).open(call_id, start)
     except (ProtocolError, CallExistsError, CallBusyError, TooManyCallsError) as exc:
         code = CloseCode.BAD_DATA if isinstance(exc, ProtocolError) else CloseCode.POLICY
-        await _refuse(ws, str(exc), code)
+        await refuse_socket(ws, str(exc), code)
         return
     except WebSocketDisconnect:
         return
@@ -143,16 +143,9 @@ async def _accept(ws: WebSocket, call_id: str, roles: tuple[Role, ...]) -> Princ
     try:
         validate_call_id(call_id)
     except ProtocolError as exc:
-        await _refuse(ws, str(exc), CloseCode.POLICY)
+        await refuse_socket(ws, str(exc))
         return None
     return principal
-
-
-async def _refuse(ws: WebSocket, message: str, code: CloseCode) -> None:
-    logger.info("refused a stream: %s", message)
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await ws.send_text(ErrorMessage(message=message).to_json())
-        await ws.close(code, reason=message[:120])
 
 
 # -- sidebars -----------------------------------------------------------------------------------------

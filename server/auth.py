@@ -107,8 +107,9 @@ async def authorize_socket(
         return None
 
 
-async def refuse_socket(ws: WebSocket, message: str) -> None:
+async def refuse_socket(ws: WebSocket, message: str, code: CloseCode = CloseCode.POLICY) -> None:
+    """Tell an accepted socket why it is refused (an ``error`` event), then close it with `code`."""
     logger.info("refused a socket on %s: %s", ws.url.path, message)
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await ws.send_text(ErrorMessage(message=message).to_json())
-        await ws.close(CloseCode.POLICY, reason=message[:120])
+        await ws.close(code, reason=message[:120])

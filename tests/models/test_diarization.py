@@ -3,12 +3,13 @@ customer mixed to mono and audited, one-voice prompts; and the audit's fallback 
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import shutil
 import subprocess
-import sys
 import wave
-import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -30,9 +31,7 @@ from models.diarization import (
     mel_spectrogram,
 )
 
-PYANNOTE = "pyannote.audio==3.3.2"  # its wheel ships a 30 s two-speaker call with reference turns
-CACHE = Path.home() / ".cache" / "callbuffer-tests" / "pyannote-3.3.2"
-SAMPLE = ("pyannote/audio/sample/sample.wav", "pyannote/audio/sample/sample.rttm")
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")
 
 
@@ -46,53 +45,28 @@ def diarizer() -> Diarizer:
     return found
 
 
-@pytest.fixture(scope="session")
-def pyannote_sample() -> tuple[Path, list[tuple[float, float, str]]]:
-    """sample.wav and its reference turns (start, end, speaker) from the pyannote.audio wheel, downloaded
-    once with pip (no dependencies, nothing installed) into ~/.cache/callbuffer-tests."""
-    wav, rttm = (CACHE / Path(name).name for name in SAMPLE)
-    if not (wav.exists() and rttm.exists()):
-        CACHE.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", PYANNOTE, "--no-deps", "-q", "-d", str(CACHE)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        wheels = sorted(CACHE.glob("pyannote_audio-*.whl"))
-        if done.returncode != 0 or not wheels:
-            pytest.skip(
-                f"cannot download the {PYANNOTE} wheel for its sample call: {done.stderr.strip()[-300:]}"
-            )
-        with zipfile.ZipFile(wheels[-1]) as wheel:
-            for name, target in zip(SAMPLE, (wav, rttm), strict=True):
-                target.write_bytes(wheel.read(name))
-    turns = []
-    for line in rttm.read_text().splitlines():
-        fields = line.split()
-        if fields and fields[0] == "SPEAKER":
-            start, duration = float(fields[3]), float(fields[4])
-            turns.append((start, start + duration, fields[7]))
-    return wav, turns
+@functools.cache
+def _sample_module() -> ModuleType:
+    """bench/pyannote_sample.py (shared with the benchmark), loaded from its file on first use."""
+    spec = importlib.util.spec_from_file_location("pyannote_sample", BENCH / "pyannote_sample.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def attributed(result: Diarization, reference: list[tuple[float, float, str]], duration: float) -> float:
-    """The fraction of reference time where exactly one speaker talks that the diarization gives to that
-    speaker, under the best mapping of reference speakers to voices (1 - a DER without overlap,
-    missed speech counting as wrong)."""
-    grid = np.arange(0.0, duration, 0.01)
-    truth = np.full(grid.size, "", dtype=object)
-    talkers = np.zeros(grid.size, int)
-    for start, end, who in reference:
-        inside = (grid >= start) & (grid < end)
-        talkers += inside
-        truth[inside] = who
-    hyp = np.full(grid.size, -1)
-    for turn in result.turns:
-        hyp[(grid >= turn.start) & (grid < turn.end)] = turn.speaker
-    single = talkers == 1
-    names = sorted({who for _, _, who in reference})
-    best = 0.0
-    for order in (names, names[::-1]):
-        expected = np.array([order.index(t) if t in order else -2 for t in truth[single]])
-        best = max(best, float(np.mean(hyp[single] == expected)))
-    return best
+    """Share of single-speaker reference time given to the right voice (see bench/pyannote_sample.py)."""
+    return _sample_module().attributed(result, reference, duration)
+
+
+@pytest.fixture(scope="session")
+def pyannote_sample() -> tuple[Path, list[tuple[float, float, str]]]:
+    """sample.wav and its reference turns from the pyannote.audio wheel (bench/pyannote_sample.py)."""
+    sample = _sample_module()
+    try:
+        return sample.fetch()
+    except sample.SampleUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 # -------------------------------------------------------------------------------------- features

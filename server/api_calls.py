@@ -161,18 +161,22 @@ async def events(ws: WebSocket, call_id: str) -> None:
     if principal is None:
         return
     registry = registry_of(ws)
-    record = await asyncio.to_thread(registry.call_record, call_id)
-    if record is not None and not may_watch(principal, record):
-        await refuse_socket(ws, f"call {call_id!r} belongs to another agent")
-        return
     owner = principal.name if principal.role is Role.AGENT else None
-    if registry.hub.is_live(call_id):
+    live = registry.hub.is_live(call_id)
+    if live:
         listener = registry.hub.subscribe(call_id, owner=owner)
     else:
         backlog = await asyncio.to_thread(registry.replay, call_id, True)
         listener = registry.hub.subscribe(call_id, backlog=backlog, owner=owner)
-        if record is not None and record.status == "completed":
-            listener.offer(None)
+    # Whose call it is is read only now that the listener is subscribed: a call that opens from here on
+    # is checked by the hub (EventHub.open cuts another agent off), one that opened before is seen here.
+    record = await asyncio.to_thread(registry.call_record, call_id)
+    if record is not None and not may_watch(principal, record):
+        registry.hub.unsubscribe(listener)  # nothing of it was sent: the sender has not started
+        await refuse_socket(ws, f"call {call_id!r} belongs to another agent")
+        return
+    if not live and record is not None and record.status == "completed":
+        listener.offer(None)
     sender = asyncio.create_task(send_events(ws, listener))
     receiver = asyncio.create_task(_until_disconnect(ws))
     recheck = asyncio.create_task(_recheck_credential(ws, listener))

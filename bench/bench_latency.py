@@ -32,15 +32,17 @@ How:
 
 Server settings come from the environment (``CALLBUFFER_WORKERS``, ``CALLBUFFER_ENDPOINT_SILENCE``,
 ``CALLBUFFER_PARTIAL_EVERY``, ``CALLBUFFER_WHISPER_WINDOW``, ``CALLBUFFER_QUEUE_CAPACITY``,
-``CALLBUFFER_EARLY_AFTER``) or the flags of the same names. The floor of the latency is the endpoint
-silence (0.5 s by default): a turn is only known to be over after that much silence; early transcription
-(``early_after``) hides Whisper's time inside that silence when the pool is idle.
+``CALLBUFFER_EARLY_AFTER``, ``CALLBUFFER_MIN_PIECE``) or the flags of the same
+names. The floor of the latency is the endpoint silence (0.5 s by default): a turn is only known to be
+over after that much silence; early transcription (``early_after``) hides Whisper's time inside that
+silence when the pool is idle, and long turns transcribed in pieces (``min_piece``) leave only their last
+sentence for the end.
 
     python bench/bench_latency.py [--calls 1,8] [--repeat 1] [--seed 0] [--stagger 2] [--json rows.json]
                                   [--url http://127.0.0.1:8000 --token ADMIN_TOKEN] [--workers 2]
                                   [--endpoint-silence 0.5]
                                   [--partial-every 1.0] [--whisper-window 10] [--queue-capacity 8]
-                                  [--early-after 0.2]
+                                  [--early-after 0.2] [--min-piece 3]
 
 It prints figures; it asserts nothing about time.
 """
@@ -553,6 +555,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--whisper-window", type=float, help="seconds (CALLBUFFER_WHISPER_WINDOW)")
     parser.add_argument("--queue-capacity", type=int, help="finals (CALLBUFFER_QUEUE_CAPACITY)")
     parser.add_argument("--early-after", type=float, help="seconds; 0 = off (CALLBUFFER_EARLY_AFTER)")
+    parser.add_argument("--min-piece", type=float, help="seconds; 0 = off (CALLBUFFER_MIN_PIECE)")
     parser.add_argument("-v", "--verbose", action="store_true", help="server logs at INFO")
     args = parser.parse_args(argv)
     args.calls = [int(n) for n in str(args.calls).split(",") if n.strip()]
@@ -567,6 +570,7 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
         "whisper_window",
         "queue_capacity",
         "early_after",
+        "min_piece",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 

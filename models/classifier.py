@@ -182,13 +182,14 @@ class PhraseClassifier:
         if not windows:
             return
         vectors = self.encoder.encode([w.text for _, w in windows])
-        # one matrix product each for every window's probe scores and pack similarities
+        # one array operation each for every window's probe scores, pack similarities, margins and raw
+        # scores (per window, these small NumPy calls cost more in overhead than in arithmetic)
         probe = self._probe.scores(vectors)
-        sims = vectors @ self._embeddings.T
+        margins = self._nearest_margins(vectors @ self._embeddings.T)
+        lexes = [self._lexical.match(tokenize(w.text), LEXICAL_STRONG) for _, w in windows]
+        raws = self._combine(probe, np.stack([self._lexical_best(lex) for lex in lexes]), margins)
         for i, (ti, window) in enumerate(windows):
-            lex = self._lexical.match(tokenize(window.text), LEXICAL_STRONG)
-            raw = self._combine(probe[i], self._lexical_best(lex), self._nearest_margin(sims[i]))
-            judged[ti][window.start, window.end] = _Judged(raw, vectors[i], lex)
+            judged[ti][window.start, window.end] = _Judged(raws[i], vectors[i], lexes[i])
 
     @staticmethod
     def _cap_by_sentences(windows: list[Window], judged: dict[tuple[int, int], _Judged]) -> None:
@@ -230,7 +231,7 @@ class PhraseClassifier:
 
     def _alert_example_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(alert categories with examples, their example indices concatenated, each one's start in it):
-        lets _nearest_margin take every category's nearest example in one ``maximum.reduceat``."""
+        lets _nearest_margins take every category's nearest example in one ``maximum.reduceat``."""
         cats = [ci for ci, ex in enumerate(self._examples) if self.categories[ci].kind.is_alert and len(ex)]
         lists = [self._examples[ci] for ci in cats]
         starts = np.cumsum([0] + [len(ex) for ex in lists[:-1]]).astype(np.intp)
@@ -258,17 +259,21 @@ class PhraseClassifier:
         flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.intp)
         return shared, has_own, flat, starts
 
-    def _nearest_margin(self, sims: np.ndarray) -> np.ndarray:
-        """Per category: similarity of the nearest example minus that of the nearest phrase known not to
-        be the category (0 for practice categories, which are never alerts)."""
+    def _nearest_margins(self, sims: np.ndarray) -> np.ndarray:
+        """Per row of ``sims`` (similarities to every pack phrase) and category: similarity of the
+        nearest example minus that of the nearest phrase known not to be the category (0 for practice
+        categories, which are never alerts)."""
         shared, has_own, own_flat, own_starts = self._benign
-        margin = np.zeros(len(self.categories))
+        margin = np.zeros((len(sims), len(self.categories)))
         cats, flat, starts = self._alert_examples
         if len(cats):
-            benign = np.full(len(cats), float(sims[shared].max()) if len(shared) else -1.0)
+            benign = np.empty((len(sims), len(cats)))
+            benign[:] = sims[:, shared].max(axis=1, keepdims=True) if len(shared) else -1.0
             if len(own_flat):
-                benign[has_own] = np.maximum(benign[has_own], np.maximum.reduceat(sims[own_flat], own_starts))
-            margin[cats] = np.maximum.reduceat(sims[flat], starts).astype(np.float64) - benign
+                nearest_own = np.maximum.reduceat(sims[:, own_flat], own_starts, axis=1)
+                benign[:, has_own] = np.maximum(benign[:, has_own], nearest_own)
+            nearest = np.maximum.reduceat(sims[:, flat], starts, axis=1).astype(np.float64)
+            margin[:, cats] = nearest - benign
         return margin
 
     def _lexical_best(self, lex: dict[int, LexicalHit]) -> np.ndarray:
@@ -308,10 +313,11 @@ class PhraseClassifier:
 
     @staticmethod
     def _combine(probe: np.ndarray, lexical: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """One raw score per category: the probe, raised by a near-literal example, lowered by a
-        near-literal counter-example (which is how «я этим займусь» escapes «я этим не занимаюсь»),
-        and lowered when a known-benign phrase is nearer than any example of an alert category."""
-        lexical_evidence = _strong(lexical[:, 0]) - _strong(lexical[:, 1])
+        """One raw score per category (per row, for rows of windows): the probe, raised by a
+        near-literal example, lowered by a near-literal counter-example (which is how «я этим займусь»
+        escapes «я этим не занимаюсь»), and lowered when a known-benign phrase is nearer than any
+        example of an alert category. ``lexical`` is ``(..., n_categories, 2)`` (:meth:`_lexical_best`)."""
+        lexical_evidence = _strong(lexical[..., 0]) - _strong(lexical[..., 1])
         return probe + LEXICAL_WEIGHT * lexical_evidence + KNN_WEIGHT * np.minimum(margin, 0.0)
 
     # -------------------------------------------------------------- training
@@ -329,14 +335,8 @@ class PhraseClassifier:
         held_out = out_of_fold(self._embeddings, targets, PROBE_ALPHA)
         sims_all = self._embeddings @ self._embeddings.T
         np.fill_diagonal(sims_all, -1.0)  # a phrase is not its own neighbour
-        scores = np.stack(
-            [
-                self._combine(
-                    held_out[r], self._lexical_best(self._loo_lexical(r)), self._nearest_margin(sims_all[r])
-                )
-                for r in range(len(self._refs))
-            ]
-        )
+        lexical = np.stack([self._lexical_best(self._loo_lexical(r)) for r in range(len(self._refs))])
+        scores = self._combine(held_out, lexical, self._nearest_margins(sims_all))
         return np.array(
             [calibrate_threshold(scores[:, ci], targets[:, ci] > 0.5) for ci in range(len(self.categories))]
         )

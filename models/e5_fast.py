@@ -412,18 +412,18 @@ class FastE5:
         s = self._normalize(("query: " if query else "passage: ") + text)
         n = len(s)
 
-        # lattice: for every start char, the (end, piece id, score) edges, in e5.c's scan order
-        edges: list[list[tuple[int, int, float]]] = []
+        # lattice, word by word: for every char of a word, the (end, piece id, score) edges relative to
+        # the word's start, in e5.c's scan order (cached per word, so they are not shifted into a copy)
+        words: list[tuple[int, list[list[tuple[int, int, float]]]]] = []
         if self._split_words:
             start = 0
             while start < n:
                 end = s.find(_META, start + 1)
                 end = n if end < 0 else end
-                for row in self._word_lattice(s[start:end]):
-                    edges.append([(start + e, idx, sc) for e, idx, sc in row])
+                words.append((start, self._word_lattice(s[start:end])))
                 start = end
         else:
-            edges = self._word_lattice(s)
+            words.append((0, self._word_lattice(s)))
 
         # Viterbi with float32 accumulation and strict '>' updates, exactly as e5.c (ties keep the first)
         best = array("f", [_NEG]) * (n + 1)
@@ -432,23 +432,25 @@ class FastE5:
         back_from = [0] * (n + 1)
         f32 = array("f", [0.0])  # rounding a Python float to float32 through a one-slot array
         unk_score = self._unk_score
-        for i in range(n):
-            bi = best[i]
-            if bi <= -1e29:
-                continue
-            for e, idx, sc in edges[i]:
-                f32[0] = bi + sc
+        for start, rows in words:
+            for i, row in enumerate(rows, start):
+                bi = best[i]
+                if bi <= -1e29:
+                    continue
+                for e, idx, sc in row:
+                    e += start
+                    f32[0] = bi + sc
+                    v = f32[0]
+                    if v > best[e]:
+                        best[e] = v
+                        back_id[e] = idx
+                        back_from[e] = i
+                f32[0] = bi + unk_score
                 v = f32[0]
-                if v > best[e]:
-                    best[e] = v
-                    back_id[e] = idx
-                    back_from[e] = i
-            f32[0] = bi + unk_score
-            v = f32[0]
-            if v > best[i + 1]:
-                best[i + 1] = v
-                back_id[i + 1] = -1
-                back_from[i + 1] = i
+                if v > best[i + 1]:
+                    best[i + 1] = v
+                    back_id[i + 1] = -1
+                    back_from[i + 1] = i
         out: list[int] = []
         i = n
         while i > 0:

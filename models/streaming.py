@@ -14,7 +14,9 @@ Two ways to use it:
   (:meth:`~CallRecognizer.take_finals`), the previews due (:meth:`~CallRecognizer.due_partials`) and the
   turns that have just gone quiet (:meth:`~CallRecognizer.likely_finals`), transcribes them where and when
   it likes (the server: one shared pool for all calls), and turns the results into events with
-  :meth:`~CallRecognizer.turn_event`. Listening never waits for the recogniser.
+  :meth:`~CallRecognizer.turn_event`. Listening never waits for the recogniser. With ``min_piece``, a
+  long turn is handed out in pieces cut at its pauses while it is still spoken, so when it ends only
+  its last sentence is left to transcribe (whisper_streaming commits a confirmed prefix the same way).
 
 An inline ``transcribe`` may decline a partial (return ``None``) when it is busy: partials are a courtesy,
 finals are the record.
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audio.endpoint import EndpointConfig, Endpointer, Utterance
+from audio.endpoint import VAD_SAMPLE_RATE, EndpointConfig, Endpointer, Utterance
 from models.hallucinations import HallucinationFilter
 from models.transcriber import Segment
 
@@ -55,12 +57,33 @@ class TranscriptEvent:
 
 @dataclass(frozen=True)
 class PendingTurn:
-    """A turn waiting to be transcribed: its channel, speaker, audio, and whether it is finished."""
+    """A turn waiting to be transcribed: its channel, speaker, audio, and whether it is finished.
+
+    ``pieces`` (deferred finals of long turns): the consecutive parts of ``utterance`` that are
+    transcribed one by one, their texts joined; empty means the whole utterance in one piece.
+    ``kept`` (pieces from :meth:`CallRecognizer.likely_finals`): the piece belongs to its turn whatever
+    the speaker does next, so transcribing it is never wasted.
+    """
 
     channel: int
     speaker: str
     utterance: Utterance
     final: bool
+    pieces: tuple[Utterance, ...] = ()
+    kept: bool = False
+
+    def parts(self) -> tuple[Utterance, ...]:
+        """What to transcribe, in order: the pieces, or the whole utterance."""
+        return self.pieces or (self.utterance,)
+
+
+PieceKey = tuple[int, int, int]  # (channel, first sample, end sample) at 16 kHz
+
+
+def piece_key(channel: int, utterance: Utterance) -> PieceKey:
+    """Identifies a piece of a channel's audio exactly (16 kHz sample indices of its start and end): the
+    final's pieces are the very pieces handed out earlier by :meth:`CallRecognizer.likely_finals`."""
+    return channel, round(utterance.start * VAD_SAMPLE_RATE), round(utterance.end * VAD_SAMPLE_RATE)
 
 
 class CallRecognizer:
@@ -75,8 +98,15 @@ class CallRecognizer:
         endpoint: EndpointConfig | None = None,
         partial_every: float = 1.0,
         hallucinations: HallucinationFilter | None = None,
+        min_piece: float | None = None,
     ) -> None:
-        """``transcribe=None`` makes the recogniser deferred (see the module's docstring)."""
+        """``transcribe=None`` makes the recogniser deferred (see the module's docstring).
+
+        ``min_piece`` (seconds, deferred mode): a likely final at least this long is kept as a piece of
+        its turn even if the speaker goes on; None keeps every turn in one piece.
+        """
+        if min_piece is not None and min_piece <= 0:
+            raise StreamError(f"min_piece must be positive seconds or None, got {min_piece}")
         if not roles:
             raise StreamError("a call needs at least one channel role")
         self.roles = list(roles)
@@ -88,6 +118,8 @@ class CallRecognizer:
         self._finals: list[PendingTurn] = []  # finished turns not yet taken (deferred mode)
         self._last_partial = [0.0] * len(self.roles)
         self._speculated: list[tuple[float, float] | None] = [None] * len(self.roles)
+        self._min_piece = min_piece
+        self._kept: list[list[Utterance]] = [[] for _ in self.roles]  # kept pieces of each open turn
         self._finished = False
 
     def push(self, channels: np.ndarray, sample_rate: int) -> list[TranscriptEvent]:
@@ -112,23 +144,44 @@ class CallRecognizer:
         return finals
 
     def due_partials(self) -> list[PendingTurn]:
-        """Open turns due for a preview (every ``partial_every`` s of audio); each is handed out once."""
-        return [
-            PendingTurn(index, self.roles[index], endpointer.pending(), final=False)
-            for index, endpointer in enumerate(self._endpointers)
-            if self._partial_due(index)
-        ]
+        """Open turns due for a preview (every ``partial_every`` s of audio); each is handed out once.
+
+        A turn with kept pieces comes in pieces too: the kept ones (already being transcribed) and the
+        rest so far, the only part a preview needs to transcribe."""
+        due = []
+        for index, endpointer in enumerate(self._endpointers):
+            if self._partial_due(index):
+                whole = endpointer.pending()
+                pieces = self._pieces(index, whole, use_up=False)
+                if pieces and pieces[-1].end != whole.end:
+                    continue  # nothing new since the last kept piece
+                due.append(PendingTurn(index, self.roles[index], whole, False, pieces))
+        return due
 
     def likely_finals(self, after_ms: int = 250) -> list[PendingTurn]:
-        """Turns that will be finished, with exactly this audio, unless their speaker talks again: each
-        handed out once, after ``after_ms`` of silence. Transcribing one early and reusing the result for
-        the final (same samples) takes the recogniser's time off the silence the endpointer waits for."""
+        """The last pieces of turns that will be finished, with exactly this audio, unless their speaker
+        talks again: each handed out once, after ``after_ms`` of silence. Transcribing one early and
+        reusing the result for the final (same samples) takes the recogniser's time off the silence the
+        endpointer waits for.
+
+        A piece runs from the end of the turn's kept pieces (or its start) to the pause. With
+        ``min_piece``, a piece that long is kept (``kept=True``) even if the speaker goes on, and the next
+        one starts after it: a long turn is transcribed sentence by sentence while it is spoken, and
+        only its last piece is left when it ends. A shorter piece is replaced by the next one if the
+        speaker goes on (a pause inside a sentence), so pieces are rarely cut mid-sentence."""
         likely = []
         for index, endpointer in enumerate(self._endpointers):
-            utterance = endpointer.tentative(after_ms)
-            if utterance is not None and self._speculated[index] != (utterance.start, utterance.end):
-                self._speculated[index] = (utterance.start, utterance.end)
-                likely.append(PendingTurn(index, self.roles[index], utterance, final=True))
+            whole = endpointer.tentative(after_ms)
+            if whole is None:
+                continue
+            piece = _tail(whole, self._kept_until(index, whole))
+            if piece is None or self._speculated[index] == (piece.start, piece.end):
+                continue
+            self._speculated[index] = (piece.start, piece.end)
+            kept = self._min_piece is not None and piece.duration >= self._min_piece
+            if kept:
+                self._kept[index].append(piece)
+            likely.append(PendingTurn(index, self.roles[index], piece, final=True, kept=kept))
         return likely
 
     def turn_event(self, turn: PendingTurn, segments: list[Segment]) -> TranscriptEvent | None:
@@ -153,11 +206,27 @@ class CallRecognizer:
 
     def _final(self, index: int, utterance: Utterance) -> list[TranscriptEvent]:
         self._last_partial[index] = utterance.end
-        turn = PendingTurn(index, self.roles[index], utterance, final=True)
         if self._transcribe is None:
-            self._finals.append(turn)
+            pieces = self._pieces(index, utterance)
+            self._finals.append(PendingTurn(index, self.roles[index], utterance, True, pieces))
             return []
-        return self._transcript(turn)
+        return self._transcript(PendingTurn(index, self.roles[index], utterance, final=True))
+
+    def _kept_until(self, index: int, whole: Utterance) -> float:
+        """Where the kept pieces of the channel's open turn `whole` end (its start when there are none)."""
+        kept = [p for p in self._kept[index] if p.start >= whole.start and p.end <= whole.end]
+        return kept[-1].end if kept else whole.start
+
+    def _pieces(self, index: int, utterance: Utterance, *, use_up: bool = True) -> tuple[Utterance, ...]:
+        """A turn's pieces: the kept ones inside it, then the rest of it (when there is any speech-length
+        rest). () when the turn is one piece. ``use_up`` (a finished turn): forget its kept pieces."""
+        kept = [p for p in self._kept[index] if p.start >= utterance.start and p.end <= utterance.end]
+        if use_up:
+            self._kept[index] = [p for p in self._kept[index] if p.start >= utterance.end]
+        if not kept:
+            return ()
+        rest = _tail(utterance, kept[-1].end)
+        return (*kept, rest) if rest is not None else tuple(kept)
 
     def _partial_due(self, index: int) -> bool:
         """True (once) when the open turn has ``partial_every`` seconds of audio since its last preview."""
@@ -177,3 +246,17 @@ class CallRecognizer:
             return []
         event = self.turn_event(turn, heard)
         return [event] if event is not None else []
+
+
+MIN_REST_S = 0.25  # a turn's rest after its kept pieces shorter than this is silence (post-roll), not speech
+
+
+def _tail(utterance: Utterance, start: float) -> Utterance | None:
+    """The part of `utterance` from `start` (seconds, on its clock) to its end; None when under
+    ``MIN_REST_S``."""
+    offset = round((start - utterance.start) * VAD_SAMPLE_RATE)
+    if utterance.samples.size - offset < MIN_REST_S * VAD_SAMPLE_RATE:
+        return None
+    if offset <= 0:
+        return utterance
+    return Utterance(start, utterance.end, utterance.samples[offset:])

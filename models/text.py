@@ -68,7 +68,12 @@ class Token:
 
 def normalise(text: str) -> str:
     """Lower case, «ё» as «е», typographic apostrophes straightened; the length never changes."""
-    lowered = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    lowered = text.lower()
+    # Lowering the whole string equals lowering each character unless a character lowers to two («İ»,
+    # which changes the length) or a capital sigma lowers by its context (final «ς»); only then is it
+    # done character by character, keeping such a character as it is.
+    if len(lowered) != len(text) or "Σ" in text:
+        lowered = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
     return lowered.replace("ё", "е").replace("’", "'")
 
 

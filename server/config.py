@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         description="seconds of silence after which a probably-finished turn is transcribed ahead of its "
         "end (0 or >= endpoint_silence: never)",
     )
+    min_piece: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=30.0,
+        description="seconds: a pause of early_after after this much of a turn cuts a piece that is "
+        "transcribed while the speaker goes on, so a long turn's text is ready soon after it ends; off (0) by "
+        "default: Whisper hears a piece without the rest of its turn, and in the latency bench that turned "
+        "one 'back online' into 'not online'",
+    )
     partial_every: float = Field(default=1.0, ge=0.2, le=30.0, description="seconds between partials")
     overload_after: float = Field(
         default=1.5, ge=0.1, le=60.0, description="a finished turn waiting this long makes its call say so"

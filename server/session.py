@@ -28,8 +28,9 @@ from typing import TypeVar
 import numpy as np
 
 from audio.codecs import decode_frame
+from audio.endpoint import VAD_SAMPLE_RATE
 from models.classifier import Detection, Speaker, Turn
-from models.streaming import CallRecognizer, PendingTurn, TranscriptEvent
+from models.streaming import CallRecognizer, PendingTurn, PieceKey, TranscriptEvent, piece_key
 from models.transcriber import Segment
 from server.engine import LiveEngine
 from server.protocol import AlertMessage, EndMessage, OverloadMessage, StartMessage, TranscriptMessage
@@ -57,7 +58,7 @@ class _Final:
     """A finished turn on its way: its transcription, when the endpointer declared it, whether early."""
 
     turn: PendingTurn
-    future: Future[list[Segment]]
+    futures: list[Future[list[Segment]]]  # one per piece of the turn, in order
     declared: float
     early: bool
 
@@ -93,6 +94,7 @@ class CallSession:
             language=start.language,
             endpoint=engine.endpoint,
             partial_every=engine.settings.partial_every,
+            min_piece=engine.settings.min_piece or None,
         )
         self._queue: asyncio.Queue[np.ndarray | object] = asyncio.Queue()
         self._finals: asyncio.Queue[_Final | object] = asyncio.Queue()
@@ -100,7 +102,7 @@ class CallSession:
         self._last_final_end: dict[str, float] = {}
         self._last_overload = -OVERLOAD_REPEAT_S
         self._background: set[asyncio.Task[None]] = set()  # previews and overload notices being sent
-        self._early: dict[int, tuple[tuple[int, int], Future[list[Segment]]]] = {}  # channel -> likely final
+        self._early: dict[PieceKey, Future[list[Segment]]] = {}  # pieces of open turns sent ahead
         self._previews: set[Future[list[Segment]]] = set()
         self._publisher = asyncio.create_task(self._publish_finals(), name=f"call-{call_id}-publish")
         self._task = asyncio.create_task(self._run(), name=f"call-{call_id}")
@@ -192,25 +194,33 @@ class CallSession:
         task.add_done_callback(self._background.discard)
 
     def _dispatch_finals(self) -> None:
-        """Send each finished turn to the pool, unless its audio was already sent early as a likely final."""
+        """Send each finished turn's pieces to the pool, except those already sent early."""
         pool = self._engine.pool
         for turn in self._recognizer.take_finals():
-            early = self._early.pop(turn.channel, None)
-            hit = early is not None and early[0] == _digest(turn.utterance.samples)
-            if hit:
-                future = early[1]
-            else:
-                if early is not None:
-                    early[1].cancel()  # the speaker went on: that guess is no use (if not yet running)
-                future = pool.submit(self.call_id, turn.utterance.samples, self._language)
-            self._finals.put_nowait(_Final(turn, future, time.perf_counter(), hit))
+            futures, early = [], True
+            for piece in turn.parts():
+                future = self._early.pop(piece_key(turn.channel, piece), None)
+                if future is None:
+                    early = False
+                    future = pool.submit(self.call_id, piece.samples, self._language)
+                futures.append(future)
+            self._cancel_early(turn.channel, before=turn.utterance.end)  # guesses the speaker outran
+            self._finals.put_nowait(_Final(turn, futures, time.perf_counter(), early))
         if pool.overloaded:
             self._overload()
+
+    def _cancel_early(self, channel: int, *, before: float | None = None, start: int | None = None) -> None:
+        """Drop the channel's early pieces that start before `before` (seconds) or at `start` (sample):
+        the speaker went on, so they are of no use (cancelled if not yet running)."""
+        limit = None if before is None else round(before * VAD_SAMPLE_RATE)
+        for key in [k for k in self._early if k[0] == channel]:
+            if (limit is not None and key[1] < limit) or key[1] == start:
+                self._early.pop(key).cancel()
 
     async def _publish_finals(self) -> None:
         """Publish finished turns in the order they ended, each once its transcription is back."""
         while (final := await self._finals.get()) is not _END:
-            segments = await self._result(final.future)
+            segments = [s for future in final.futures for s in await self._result(future)]
             logger.debug(
                 "call %s: %.2f s turn transcribed in %.2f s (queue included; started early: %s)",
                 self.call_id,
@@ -296,34 +306,40 @@ class CallSession:
             return
         pool = self._engine.pool
         for turn in self._recognizer.likely_finals(int(settings.early_after * 1000)):
-            if pool.queued() < pool.workers:
-                stale = self._early.pop(turn.channel, None)
-                if stale is not None:
-                    stale[1].cancel()
-                future = pool.submit(self.call_id, turn.utterance.samples, self._language)
-                self._early[turn.channel] = (_digest(turn.utterance.samples), future)
+            key = piece_key(turn.channel, turn.utterance)
+            self._cancel_early(turn.channel, start=key[1])  # an earlier guess at the same piece
+            if turn.kept or pool.queued() < pool.workers:  # a kept piece is needed in any case
+                self._early[key] = pool.submit(self.call_id, turn.utterance.samples, self._language)
 
     # -- partial previews -------------------------------------------------------------------------------
 
     def _start_partials(self) -> None:
-        """Hand due previews to the pool if it has room; their events are sent when they come back."""
+        """Hand due previews to the pool if it has room; their events are sent when they come back.
+
+        Of a turn in pieces only the newest part is transcribed for a preview; the kept pieces' texts are
+        put in front of it, so a preview is skipped until they are back."""
         for turn in self._recognizer.due_partials():
-            future = self._engine.pool.submit_partial(self.call_id, turn.utterance.samples, self._language)
+            *kept, rest = turn.parts()
+            texts = [self._early.get(piece_key(turn.channel, piece)) for piece in kept]
+            if not all(f is not None and f.done() and not f.cancelled() and not f.exception() for f in texts):
+                continue
+            before = [segment for f in texts for segment in f.result()]
+            future = self._engine.pool.submit_partial(self.call_id, rest.samples, self._language)
             if future is None:
                 continue
             self._previews.add(future)
-            future.add_done_callback(lambda f, t=turn: self._on_loop(self._partial_done, f, t))
+            future.add_done_callback(lambda f, t=turn, b=before: self._on_loop(self._partial_done, f, t, b))
 
     def _on_loop(self, fn: Callable[..., None], *args: object) -> None:
         """Run `fn` on the event loop from a pool thread; nothing if the server has already stopped."""
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _partial_done(self, future: Future[list[Segment]], turn: PendingTurn) -> None:
+    def _partial_done(self, future: Future[list[Segment]], turn: PendingTurn, before: list[Segment]) -> None:
         self._previews.discard(future)
         if future.cancelled() or future.exception() is not None or self.state is not CallState.STREAMING:
             return
-        event = self._recognizer.turn_event(turn, future.result())
+        event = self._recognizer.turn_event(turn, before + future.result())
         if event is None or event.start < self._last_final_end.get(event.speaker, -1.0):
             return  # the turn was finished while its preview ran: the final says it better
         self._send_later(self._shifted(event).to_json())
@@ -332,7 +348,7 @@ class CallSession:
         """The call is ending: previews and unused early guesses still queued are not needed."""
         for future in list(self._previews):
             future.cancel()
-        for _, future in self._early.values():
+        for future in self._early.values():
             future.cancel()
         self._early.clear()
 
@@ -348,11 +364,6 @@ class CallSession:
         )
         logger.warning("call %s: %s", self.call_id, message.message)
         self._send_later(message.to_json())
-
-
-def _digest(samples: np.ndarray) -> tuple[int, int]:
-    """Identifies a turn's audio: the final's samples are exactly those of its earlier likely final."""
-    return samples.size, hash(samples.tobytes())
 
 
 def _guess_language(text: str) -> str:

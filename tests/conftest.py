@@ -9,6 +9,38 @@ from pathlib import Path
 
 import pytest
 
+_CHECKOUT = Path(__file__).resolve().parent.parent
+_PACKAGES = ("audio", "models", "server", "ui")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests run against the installed package; refuse to run them against a stale copy of it.
+
+    A non-editable install made from an older checkout (or from another directory) would silently test
+    yesterday's code: that has happened, so every run compares the installed files with this checkout's.
+    """
+    import importlib.util
+
+    stale = []
+    for package in _PACKAGES:
+        spec = importlib.util.find_spec(package)
+        installed = Path(next(iter(spec.submodule_search_locations))) if spec else None
+        if installed is None or installed.resolve() == (_CHECKOUT / package).resolve():
+            continue
+        for source in (_CHECKOUT / package).rglob("*"):
+            copy = installed / source.relative_to(_CHECKOUT / package)
+            if not source.is_file() or "__pycache__" in source.parts:
+                continue
+            expected = copy.is_file() or source.suffix == ".py"  # a data file left out of the wheel is fine
+            if expected and (not copy.is_file() or copy.read_bytes() != source.read_bytes()):
+                stale.append(str(copy))
+    if stale:
+        pytest.exit(
+            f"the installed callbuffer differs from this checkout ({len(stale)} files, e.g. {stale[0]}): "
+            "reinstall it (pip install -e '.[test]' or pip install '.[test]') before testing",
+            returncode=4,
+        )
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

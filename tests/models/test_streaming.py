@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.hallucinations import normalise
-from models.streaming import CallRecognizer, StreamError
+from models.streaming import CallRecognizer, StreamError, piece_key
 
 RATE = 8000
 AGENT_TEXT = "Я этим не занимаюсь, звоните в другой отдел, там вам всё расскажут и помогут с подключением."
@@ -132,3 +132,43 @@ def test_a_declined_partial_gives_no_event(call, transcriber):
     rec = CallRecognizer(busy, ["agent", "customer"], language="ru")
     events = stream(rec, audio) + rec.finish()
     assert events and all(e.final for e in events)
+
+
+def test_a_long_turn_is_handed_out_in_pieces_while_it_is_spoken(call, transcriber):
+    """With ``min_piece``, a pause after that much of a turn cuts a piece that is kept (handed out once,
+    ``kept``) while the speaker goes on; the final's pieces are those very pieces plus the last one,
+    they tile the turn's audio exactly, and their texts joined say what the whole turn says."""
+    audio, agent_span, _ = call
+    rec = CallRecognizer(None, ["agent", "customer"], language="ru", min_piece=1.5)
+    finals, handed = [], {}
+    for i in range(0, audio.shape[1], 160):
+        rec.push(audio[:, i : i + 160], RATE)
+        for turn in rec.likely_finals(200):
+            key = piece_key(turn.channel, turn.utterance)
+            assert key not in handed  # each piece is handed out once
+            handed[key] = turn
+        finals += rec.take_finals()
+    rec.finish()
+    finals += rec.take_finals()
+    agent = next(t for t in finals if t.speaker == "agent")
+    pieces = agent.parts()
+    assert len(pieces) >= 2, "the agent's three clauses were one piece"
+    assert pieces[0].start == agent.utterance.start and pieces[-1].end == agent.utterance.end
+    assert all(a.end == b.start for a, b in zip(pieces, pieces[1:], strict=False))
+    assert np.array_equal(np.concatenate([p.samples for p in pieces]), agent.utterance.samples)
+    for piece in pieces:  # every piece was sent ahead, with exactly the final's samples
+        early = handed[piece_key(0, piece)]
+        assert np.array_equal(early.utterance.samples, piece.samples)
+    assert all(handed[piece_key(0, p)].kept for p in pieces[:-1])
+    assert all(p.duration >= 1.5 for p in pieces[:-1])
+    used = {piece_key(0, p) for p in pieces}
+    unused = [t for key, t in handed.items() if key[0] == 0 and key not in used]
+    assert not any(t.kept for t in unused)  # only guesses the speaker outran go unused
+    heard = [s.text for p in pieces for s in transcriber.transcribe(p.samples, language="ru")]
+    text = normalise(" ".join(heard))
+    assert "занима" in text and "отдел" in text
+
+
+def test_min_piece_must_be_positive():
+    with pytest.raises(StreamError, match="min_piece"):
+        CallRecognizer(None, ["agent"], min_piece=0)

@@ -63,9 +63,9 @@ class Settings(BaseSettings):
         ge=0.0,
         le=30.0,
         description="seconds: a pause of early_after after this much of a turn cuts a piece that is "
-        "transcribed while the speaker goes on, so a long turn's text is ready soon after it ends; off (0) by "
-        "default: Whisper hears a piece without the rest of its turn, and in the latency bench that turned "
-        "one 'back online' into 'not online'",
+        "transcribed while the speaker goes on, so a long turn's text is ready soon after it ends; off "
+        "(0) by default: Whisper hears a piece without the rest of its turn, and in the latency bench "
+        "that turned one 'back online' into 'not online'",
     )
     partial_every: float = Field(default=1.0, ge=0.2, le=30.0, description="seconds between partials")
     overload_after: float = Field(

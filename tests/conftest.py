@@ -241,7 +241,7 @@ class LiveServer:
         self._thread.join(timeout=60)
 
 
-def _serve(shared_models, cache_dir: Path, data_dir: Path):
+def _serve(shared_models, cache_dir: Path, data_dir: Path, **settings_overrides: object):
     """Start a server with its own store in `data_dir`, sharing the session's models."""
     from server.app import create_app
     from server.config import Settings
@@ -249,7 +249,7 @@ def _serve(shared_models, cache_dir: Path, data_dir: Path):
     from server.store import Store
 
     pool, classifier, endpoint = shared_models
-    settings = Settings(cache_dir=cache_dir, data_dir=data_dir)
+    settings = Settings(cache_dir=cache_dir, data_dir=data_dir, **settings_overrides)
     settings.data_dir.mkdir(parents=True)
     users = _add_users(settings.db_path)
     engine = LiveEngine(settings, Store(settings.db_path), pool, classifier, endpoint)
@@ -299,6 +299,15 @@ class TestUser:
 def live_server(shared_models, cache_dir: Path, tmp_path: Path):
     """A fresh server (own SQLite store under tmp_path) sharing the session's models."""
     server = _serve(shared_models, cache_dir, tmp_path / "data")
+    yield server
+    server.stop()
+    server.engine.store.close()
+
+
+@pytest.fixture
+def piece_server(shared_models, cache_dir: Path, tmp_path: Path):
+    """A fresh server that transcribes long turns in pieces of at least 3 s (CALLBUFFER_MIN_PIECE)."""
+    server = _serve(shared_models, cache_dir, tmp_path / "data", min_piece=3.0)
     yield server
     server.stop()
     server.engine.store.close()

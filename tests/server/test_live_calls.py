@@ -65,6 +65,23 @@ def test_english_call_gives_the_expected_alerts(live_server, en_call, alert_prob
     assert alert_problems(en_call, events) == []
 
 
+def test_long_turns_in_pieces_are_still_one_turn_each(piece_server, ru_call, alert_problems):
+    """With ``min_piece`` the long agent turns are transcribed piece by piece while they are spoken; each
+    still arrives as one final turn with all its sentences, the expected alerts come, and the store holds
+    exactly what was sent."""
+    events, code = stream(piece_server, "ru-pieces", ru_call)
+    assert code == 1000 and events[-1] == {"type": "end"}
+    assert alert_problems(ru_call, events) == []
+    finals = [e for e in events if e["type"] == "transcript" and e["final"]]
+    longest = max(finals, key=lambda e: e["end"] - e["start"])
+    assert longest["speaker"] == "agent" and longest["end"] - longest["start"] > 12
+    assert "жаль" in longest["text"].lower() and "работает" in longest["text"].lower()
+    agent = [e for e in finals if e["speaker"] == "agent"]
+    assert [e for e in agent if e["start"] < longest["end"] and e["end"] > longest["start"]] == [longest]
+    stored = piece_server.engine.store.list_turns("ru-pieces")
+    assert [t.text for t in stored] == [e["text"] for e in sorted(finals, key=lambda e: e["start"])]
+
+
 def test_two_sidebars_and_a_late_one_see_the_same_call(live_server, ru_call, listen):
     """Two sidebars join before the call starts; a third joins after it ended and is replayed it."""
     first, second = listen(live_server, "side-1"), listen(live_server, "side-1")

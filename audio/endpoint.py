@@ -230,6 +230,11 @@ class Endpointer:
         self._max_len = int(self.config.max_utterance_s * VAD_SAMPLE_RATE)
         self._input_rate: int | None = None
         self._resampler: Resampler | None = None
+        # input held back until it fills a VAD window: resampling 20 ms telephone frames one by one
+        # cost more than scoring them (8 kHz calls: 1.7 % of a core per channel, 0.9 % in blocks)
+        self._held: list[np.ndarray] = []
+        self._held_size = 0
+        self._block = WINDOW
         self._spent = False
         # 16 kHz audio by absolute sample index; _processed is the start of the next window to score.
         self._audio = _SampleBuffer()
@@ -269,17 +274,24 @@ class Endpointer:
             self._input_rate = sample_rate
             if sample_rate != VAD_SAMPLE_RATE:
                 self._resampler = Resampler(sample_rate, VAD_SAMPLE_RATE)
+                self._block = -(-WINDOW * sample_rate // VAD_SAMPLE_RATE)
         elif sample_rate != self._input_rate:
             raise EndpointError(f"sample rate changed mid-stream from {self._input_rate} to {sample_rate} Hz")
-        x = x.astype(np.float32, copy=False)
-        resampled = self._resampler.process(x) if self._resampler else x
-        self._append(resampled)
+        if self._resampler is None:
+            self._append(x.astype(np.float32, copy=False))
+            return self._run(final=False)
+        self._held.append(x.astype(np.float32))
+        self._held_size += x.size
+        if self._held_size < self._block:
+            return []  # not a window's worth yet: nothing could be scored
+        self._append(self._resampler.process(self._take_held()))
         return self._run(final=False)
 
     def flush(self) -> list[Utterance]:
         """End of stream: score what is left and return the final utterance, even if speech is ongoing."""
         self._check_open()
         if self._resampler is not None:
+            self._append(self._resampler.process(self._take_held()))
             self._append(self._resampler.flush())
         self._spent = True
         return self._run(final=True)
@@ -315,6 +327,12 @@ class Endpointer:
     def _check_open(self) -> None:
         if self._spent:
             raise EndpointError("endpointer was flushed; create a new one for a new stream")
+
+    def _take_held(self) -> np.ndarray:
+        """The input held back so far, in one array; the hold is emptied."""
+        held = np.concatenate(self._held) if self._held else np.zeros(0, dtype=np.float32)
+        self._held, self._held_size = [], 0
+        return held
 
     def _append(self, chunk: np.ndarray) -> None:
         if chunk.size:

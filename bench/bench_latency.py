@@ -31,9 +31,9 @@ How:
   other work competed with the server and the figures are pessimistic.
 
 Server settings come from the environment (``CALLBUFFER_WORKERS``, ``CALLBUFFER_ENDPOINT_SILENCE``,
-``CALLBUFFER_PARTIAL_EVERY``, ``CALLBUFFER_WHISPER_WINDOW``, ``CALLBUFFER_QUEUE_CAPACITY``,
-``CALLBUFFER_EARLY_AFTER``, ``CALLBUFFER_MIN_PIECE``) or the flags of the same
-names. The floor of the latency is the endpoint silence (0.5 s by default): a turn is only known to be
+``CALLBUFFER_PARTIAL_EVERY``, ``CALLBUFFER_WHISPER_WINDOW``, ``CALLBUFFER_WHISPER_BATCH``,
+``CALLBUFFER_QUEUE_CAPACITY``, ``CALLBUFFER_EARLY_AFTER``, ``CALLBUFFER_MIN_PIECE``) or the flags of the
+same names. The floor of the latency is the endpoint silence (0.5 s by default): a turn is only known to be
 over after that much silence; early transcription (``early_after``) hides Whisper's time inside that
 silence when the pool is idle, and long turns transcribed in pieces (``min_piece``) leave only their last
 sentence for the end.
@@ -41,7 +41,8 @@ sentence for the end.
     python bench/bench_latency.py [--calls 1,8] [--repeat 1] [--seed 0] [--stagger 2] [--json rows.json]
                                   [--url http://127.0.0.1:8000 --token ADMIN_TOKEN] [--workers 2]
                                   [--endpoint-silence 0.5]
-                                  [--partial-every 1.0] [--whisper-window 10] [--queue-capacity 8]
+                                  [--partial-every 1.0] [--whisper-window 10] [--whisper-batch 4]
+                                  [--queue-capacity 8]
                                   [--early-after 0.2] [--min-piece 3]
 
 It prints figures; it asserts nothing about time.
@@ -125,7 +126,8 @@ def build_test_calls() -> dict[str, TestCall]:
 class ServerTimings:
     """What the in-process server spent, per job (seconds): Whisper runs, finals' waits, classification."""
 
-    transcribe: list[tuple[float, float]] = field(default_factory=list)  # (audio seconds, compute)
+    # per Whisper run (one turn, or a batch of finals): (turns, audio seconds, compute seconds)
+    transcribe: list[tuple[int, float, float]] = field(default_factory=list)
     final_wait: list[tuple[float, float]] = field(default_factory=list)  # (audio seconds, queue+compute)
     judge: list[float] = field(default_factory=list)
     early_hits: int = 0  # finals whose text was started before the endpointer declared them
@@ -158,18 +160,28 @@ class _FinalWaitHandler(logging.Handler):
 
 def _instrument(engine: Any, timings: ServerTimings) -> None:
     """Time the engine's transcription jobs and classifications (instrumentation only, same behaviour)."""
-    transcribe = getattr(engine.pool, "_transcribe", None)
-    if transcribe is not None:
+    pool = engine.pool
 
-        def timed_transcribe(samples: np.ndarray, language: str | None) -> Any:
+    def timed(run: Any, turns: Any, audio_seconds: Any) -> Any:
+        def timed_run(*args: Any) -> Any:
             began = time.perf_counter()
             try:
-                return transcribe(samples, language)
+                return run(*args)
             finally:
                 with timings.lock:
-                    timings.transcribe.append((samples.size / 16000, time.perf_counter() - began))
+                    timings.transcribe.append(
+                        (turns(*args), audio_seconds(*args), time.perf_counter() - began)
+                    )
 
-        engine.pool._transcribe = timed_transcribe
+        return timed_run
+
+    pool._transcribe = timed(pool._transcribe, lambda samples, _: 1, lambda samples, _: samples.size / 16000)
+    if pool._transcribe_batch is not None:
+        pool._transcribe_batch = timed(
+            pool._transcribe_batch,
+            lambda batch, *_: len(batch),
+            lambda batch, *_: sum(x.size for x in batch) / 16000,
+        )
     judge = engine.judge
 
     def timed_judge(turn: Any) -> Any:
@@ -480,14 +492,17 @@ def server_figures(timings: ServerTimings) -> dict[str, str]:
         early = timings.early_hits
     if not jobs and not waits:
         return {}
+    turns = sum(n for n, _, _ in jobs)
+    batches = sum(n > 1 for n, _, _ in jobs)
 
     def spread(values: list[float]) -> str:
         p50, p95, top = percentiles(values)
         return f"p50 {p50:.2f} p95 {p95:.2f} max {top:.2f} s"
 
     return {
-        "whisper jobs": f"{len(jobs)}: {len(waits)} finals, {len(jobs) - len(waits)} others (partial, early)",
-        "whisper compute per job": spread([c for _, c in jobs]),
+        "whisper jobs": f"{turns}: {len(waits)} finals, {turns - len(waits)} others (partial, early, unused)",
+        "whisper runs": f"{len(jobs)}, {batches} batched ({turns / max(1, len(jobs)):.1f} turns on average)",
+        "whisper compute per run": spread([c for _, _, c in jobs]),
         "final: audio length": spread([a for a, _ in waits]),
         "final: wait for its text (queue + whisper)": spread([w for _, w in waits]),
         "finals started early (speculative)": f"{early} of {len(waits)}",
@@ -553,6 +568,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--endpoint-silence", type=float, help="seconds (CALLBUFFER_ENDPOINT_SILENCE)")
     parser.add_argument("--partial-every", type=float, help="seconds (CALLBUFFER_PARTIAL_EVERY)")
     parser.add_argument("--whisper-window", type=float, help="seconds (CALLBUFFER_WHISPER_WINDOW)")
+    parser.add_argument("--whisper-batch", type=int, help="finals at once (CALLBUFFER_WHISPER_BATCH)")
     parser.add_argument("--queue-capacity", type=int, help="finals (CALLBUFFER_QUEUE_CAPACITY)")
     parser.add_argument("--early-after", type=float, help="seconds; 0 = off (CALLBUFFER_EARLY_AFTER)")
     parser.add_argument("--min-piece", type=float, help="seconds; 0 = off (CALLBUFFER_MIN_PIECE)")
@@ -568,6 +584,7 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
         "endpoint_silence",
         "partial_every",
         "whisper_window",
+        "whisper_batch",
         "queue_capacity",
         "early_after",
         "min_piece",

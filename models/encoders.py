@@ -55,9 +55,11 @@ class E5Encoder:
                 if engine == "int8":
                     from models.e5_onnx import BUILDER_VERSION, OnnxE5
 
-                    # the name keys cached pack embeddings: a new quantisation recipe must not reuse them
-                    self.name = f"e5-int8-v{BUILDER_VERSION}"
                     self._model = OnnxE5(cache_dir=cache_dir)
+                    # the name keys cached pack embeddings: a new quantisation recipe, or the 7-bit
+                    # weights of a CPU without VNNI, must not reuse them
+                    bits = "" if self._model.bits == 8 else f"-w{self._model.bits}"
+                    self.name = f"e5-int8-v{BUILDER_VERSION}{bits}"
                     # statically quantised activations: a turn's embedding does not depend on what else
                     # is in its batch (same turn, same labels), so turns are batched
                     batch_size = 64

@@ -45,8 +45,15 @@ class Settings(BaseSettings):
     queue_capacity: int = Field(
         default=8, ge=1, le=10000, description="final turns that may wait before calls get an overload event"
     )
+    whisper_batch: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="final turns a transcription thread may take at once when several wait (1: one at a "
+        "time)",
+    )
     whisper_window: float = Field(
-        default=10.0, ge=1.0, le=30.0, description="seconds of Whisper encoder window for live turns"
+        default=6.0, ge=1.0, le=30.0, description="seconds of Whisper encoder window for live turns"
     )
     endpoint_silence: float = Field(
         default=0.5, ge=0.1, le=5.0, description="seconds of silence that end a turn in live calls"

@@ -6,6 +6,10 @@ that talks a lot cannot starve the others. Final turns always go before partial 
 declined when finals are waiting or when taking one would leave no worker free for a final: a partial is a
 preview, a final is what the agent is prompted on and what is stored.
 
+With ``max_batch`` above 1, a worker that finds several finals waiting takes up to that many (still
+round-robin across calls) and transcribes them in one batch: Whisper's decoder costs about the same for
+four turns as for one, so under load the pool keeps up with more calls instead of queueing.
+
 The pool never drops a final turn. When more finals wait than ``capacity``, :attr:`overloaded` turns true
 and the server tells the calls so (an ``overload`` event) instead of silently falling behind.
 """
@@ -26,6 +30,11 @@ from models.transcriber import Segment
 logger = logging.getLogger(__name__)
 
 TranscribeJob = Callable[[np.ndarray, str | None], list[Segment]]
+# (turns' samples, their languages, on_done(index, segments) called as each turn is decided) -> each
+# turn's segments, in order
+TranscribeBatch = Callable[
+    [list[np.ndarray], list[str | None], Callable[[int, list[Segment]], None]], list[list[Segment]]
+]
 
 
 class PoolClosedError(RuntimeError):
@@ -54,14 +63,30 @@ class PoolStats:
 
 
 class TranscriptionPool:
-    """Runs ``transcribe(samples, language)`` for all calls on ``workers`` threads, fairly and bounded."""
+    """Runs ``transcribe(samples, language)`` for all calls on ``workers`` threads, fairly and bounded.
 
-    def __init__(self, transcribe: TranscribeJob, *, workers: int, capacity: int) -> None:
-        if workers < 1 or capacity < 1:
-            raise ValueError(f"workers and capacity must be >= 1, got {workers} and {capacity}")
+    ``transcribe_batch`` with ``max_batch`` > 1 lets a worker take several waiting finals at once."""
+
+    def __init__(
+        self,
+        transcribe: TranscribeJob,
+        *,
+        workers: int,
+        capacity: int,
+        transcribe_batch: TranscribeBatch | None = None,
+        max_batch: int = 1,
+    ) -> None:
+        if workers < 1 or capacity < 1 or max_batch < 1:
+            raise ValueError(
+                f"workers, capacity and max_batch must be >= 1, got {workers}, {capacity} and {max_batch}"
+            )
+        if max_batch > 1 and transcribe_batch is None:
+            raise ValueError("max_batch > 1 needs a transcribe_batch function")
         self.workers = workers
         self.capacity = capacity
+        self.max_batch = max_batch
         self._transcribe = transcribe
+        self._transcribe_batch = transcribe_batch
         self._cond = threading.Condition()
         self._finals: OrderedDict[str, deque[_Job]] = OrderedDict()  # call id -> its waiting finals
         self._partials: OrderedDict[str, _Job] = OrderedDict()  # call id -> its newest waiting partial
@@ -152,37 +177,66 @@ class TranscriptionPool:
     def _queued_finals(self) -> int:
         return sum(len(jobs) for jobs in self._finals.values())
 
-    def _next_job(self) -> _Job | None:
-        """The next call's oldest final (round-robin), else the oldest partial; None once closed."""
+    def _next_jobs(self) -> list[_Job]:
+        """Up to ``max_batch`` finals, taken round-robin across calls (each call's oldest first, then it
+        goes to the back of the line), else the oldest partial alone; [] once closed."""
         with self._cond:
             while not self._closed:
                 if self._finals:
-                    call_id, jobs = next(iter(self._finals.items()))
-                    job = jobs.popleft()
-                    del self._finals[call_id]
-                    if jobs:  # the call goes to the back of the line
-                        self._finals[call_id] = jobs
-                    self._running += 1
-                    return job
+                    jobs = [self._pop_final() for _ in range(min(self.max_batch, self._queued_finals()))]
+                    self._running += len(jobs)
+                    return jobs
                 if self._partials:
                     _, job = self._partials.popitem(last=False)
                     self._running += 1
                     self._running_partials += 1
-                    return job
+                    return [job]
                 self._cond.wait()
-            return None
+            return []
+
+    def _pop_final(self) -> _Job:
+        """The oldest final of the call at the front of the line; that call goes to the back."""
+        call_id, jobs = next(iter(self._finals.items()))
+        job = jobs.popleft()
+        del self._finals[call_id]
+        if jobs:
+            self._finals[call_id] = jobs
+        return job
 
     def _work(self) -> None:
-        while (job := self._next_job()) is not None:
+        while jobs := self._next_jobs():
             try:
-                if job.future.set_running_or_notify_cancel():
-                    job.future.set_result(self._transcribe(job.samples, job.language))
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting call, which reports it
-                logger.exception("transcription failed for call %s", job.call_id)
-                job.future.set_exception(exc)
+                self._run(jobs)
             finally:
                 with self._cond:
-                    self._running -= 1
-                    self._done += 1
-                    if not job.final:
-                        self._running_partials -= 1
+                    self._running -= len(jobs)
+                    self._done += len(jobs)
+                    self._running_partials -= sum(not job.final for job in jobs)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        """Transcribe `jobs` (one, or a batch of finals) and settle their futures, each as soon as its
+        turn is decided (a turn that decodes at once does not wait for one of its batch that Whisper
+        decodes again hotter); a failure goes to every job of the batch still unsettled."""
+        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+
+        def settle(index: int, segments: list[Segment]) -> None:
+            if not live[index].future.done():
+                live[index].future.set_result(segments)
+
+        try:
+            if len(live) == 1:
+                settle(0, self._transcribe(live[0].samples, live[0].language))
+            else:
+                assert self._transcribe_batch is not None  # max_batch > 1 requires it
+                results = self._transcribe_batch(
+                    [j.samples for j in live], [j.language for j in live], settle
+                )
+                for index, result in enumerate(results):
+                    settle(index, result)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting calls, which report it
+            logger.exception("transcription failed for call(s) %s", ", ".join({j.call_id for j in live}))
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(exc)

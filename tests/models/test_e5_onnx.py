@@ -162,3 +162,20 @@ def test_corrupt_cache_file_is_a_typed_error(onnx_e5: OnnxE5, fast: FastE5, tmp_
     bad.write_bytes(b"not an onnx model")
     with pytest.raises(EncoderLoadError, match="delete the file"):
         OnnxE5(cache_dir=tmp_path, fast=fast)
+
+
+def test_weights_fit_the_cpus_integer_products(onnx_e5: OnnxE5) -> None:
+    """7-bit weights where onnxruntime's uint8 x int8 products add pairs into a saturating int16 (no VNNI),
+    so that the largest pair, 255 * 63 * 2, still fits; 8 bits with VNNI. The build follows the CPU, and
+    the two kinds of file never share a cache name."""
+    import models.e5_onnx as e5_onnx
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    vnni = "avx512_vnni" in flags.split() or "avx_vnni" in flags.split()
+    assert e5_onnx.weight_bits() == onnx_e5.bits == (8 if vnni else 7)
+    weights = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)
+    q7, scale7 = e5_onnx._quantise_weights(weights, True, 7)
+    q8, _ = e5_onnx._quantise_weights(weights, True, 8)
+    assert np.abs(q7).max() == 63 and np.abs(q8).max() == 127
+    assert 255 * 63 * 2 <= np.iinfo(np.int16).max < 255 * 127 * 2
+    assert np.abs(q7 * scale7 - weights).max() <= scale7.max() / 2 + 1e-6

@@ -99,7 +99,7 @@ needs_prompts = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module", params=[None, 10.0], ids=["full-window", "live-window"])
+@pytest.fixture(scope="module", params=[None, 6.0], ids=["full-window", "live-window"])
 def transcriber(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
     """Whisper's full 30 s encoder window (audits) and the short window live calls use."""
     model = load_whisper("bundled", cache_dir=tmp_path_factory.mktemp("whisper-cache"))
@@ -187,3 +187,26 @@ def test_rejects_bad_beam_size(transcriber: Transcriber) -> None:
 def test_transcribe_missing_file_raises_decode_error(transcriber: Transcriber, tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError, match="missing.wav"):
         transcriber.transcribe_file(tmp_path / "missing.wav")
+
+
+@needs_prompts
+def test_a_batch_hears_each_turn_as_it_is_heard_alone(transcriber: Transcriber) -> None:
+    """Prompts of both languages (one unpinned), an empty turn, and in the full-window case the whole
+    batch going through one at a time: each turn's text in the batch is the text it gets alone."""
+    names = [("ru", "agent-alreadyon"), ("en", "auth-incorrect"), ("ru", "all-circuits-busy-now")]
+    audios = [
+        decode_file(VOICES[lang] / f"{name}.wav", sample_rate=16000, mono=True).samples[0]
+        for lang, name in names
+    ]
+    audios.append(np.zeros(0, dtype=np.float32))
+    languages: list[str | None] = ["ru", None, "ru", "en"]
+    alone = [transcriber.transcribe(a, language=lang) for a, lang in zip(audios, languages, strict=True)]
+    handed: dict[int, list[Segment]] = {}
+    together = transcriber.transcribe_batch(audios, languages, lambda i, segs: handed.setdefault(i, segs))
+    assert [[s.text for s in segs] for segs in together] == [[s.text for s in segs] for segs in alone]
+    assert handed == dict(enumerate(together))  # every turn handed over once, as returned
+    assert together[-1] == [] and all(together[:-1])
+    with pytest.raises(ValueError, match="languages"):
+        transcriber.transcribe_batch(audios, ["ru"])
+    with pytest.raises(ValueError, match="1-D"):
+        transcriber.transcribe_batch([np.zeros((2, 16000), dtype=np.float32)], ["ru"])

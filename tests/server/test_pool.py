@@ -7,6 +7,7 @@ which the pool runs jobs is observed exactly (no sleeps, no timing assertions).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import numpy as np
@@ -31,6 +32,13 @@ class Gate:
         self.started.release()
         assert self.release.acquire(timeout=10), "the test never released the job"
         return [Segment(0.0, 1.0, language or "", -0.1, 0.0)]
+
+    def batch(
+        self, samples: list[np.ndarray], languages: list[str | None], on_done: Callable[..., None]
+    ) -> list[list[Segment]]:
+        """The batched form: one gated job that records its turns as one entry, e.g. "a1+b0"."""
+        self(_audio(), "+".join(lang or "" for lang in languages))
+        return [[Segment(0.0, 1.0, lang or "", -0.1, 0.0)] for lang in languages]
 
     def run(self, n: int) -> None:
         for _ in range(n):
@@ -147,6 +155,84 @@ def test_close_fails_waiting_jobs_and_refuses_new_ones():
         pool.submit("a", _audio(), "late")
 
 
+def test_waiting_finals_are_taken_in_batches_round_robin():
+    """While the worker is busy, a, a, a, b and c queue finals: the next batch of 3 takes one of each call
+    (a1, b0, c0), the last one the rest of a's; each turn gets its own result."""
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=1, capacity=100, transcribe_batch=gate.batch, max_batch=3)
+    try:
+        first = pool.submit("a", _audio(), "a0")
+        assert gate.started.acquire(timeout=10)
+        futures = [pool.submit("a", _audio(), f"a{i}") for i in (1, 2, 3)]
+        futures += [pool.submit("b", _audio(), "b0"), pool.submit("c", _audio(), "c0")]
+        gate.run(3)
+        _wait([first, *futures])
+        assert gate.order == ["a0", "a1+b0+c0", "a2+a3"]
+        assert [f.result()[0].text for f in futures] == ["a1", "a2", "a3", "b0", "c0"]
+        assert pool.stats().done == 6
+    finally:
+        pool.close()
+
+
+def test_a_turn_of_a_batch_is_handed_back_as_soon_as_it_is_decided():
+    """The batch decides b0 at once and is still decoding c0 (say, again hotter): b0's caller has its
+    text before the batch ends."""
+    gate = Gate()
+    still_decoding = threading.Event()
+
+    def slow_second(
+        samples: list[np.ndarray], languages: list[str | None], on_done: Callable[..., None]
+    ) -> list[list[Segment]]:
+        on_done(0, [Segment(0.0, 1.0, "b0", -0.1, 0.0)])
+        assert still_decoding.wait(timeout=10)
+        return [[Segment(0.0, 1.0, "b0", -0.1, 0.0)], [Segment(0.0, 1.0, "c0", -0.1, 0.0)]]
+
+    pool = TranscriptionPool(gate, workers=1, capacity=100, transcribe_batch=slow_second, max_batch=2)
+    try:
+        first = pool.submit("a", _audio(), "a0")
+        assert gate.started.acquire(timeout=10)
+        b0, c0 = pool.submit("b", _audio(), "b0"), pool.submit("c", _audio(), "c0")
+        gate.run(1)
+        assert b0.result(timeout=10)[0].text == "b0" and not c0.done()
+        still_decoding.set()
+        assert c0.result(timeout=10)[0].text == "c0" and first.result(timeout=10)[0].text == "a0"
+    finally:
+        pool.close()
+
+
+def test_a_failed_batch_reaches_the_undecided_callers_and_a_cancelled_turn_is_left_out():
+    batches: list[list[str | None]] = []
+    gate = Gate()
+
+    def failing(
+        samples: list[np.ndarray], languages: list[str | None], on_done: Callable[..., None]
+    ) -> list[list[Segment]]:
+        batches.append(languages)
+        on_done(0, [Segment(0.0, 1.0, "decided first", -0.1, 0.0)])
+        raise RuntimeError("decoder failed")
+
+    pool = TranscriptionPool(gate, workers=1, capacity=100, transcribe_batch=failing, max_batch=4)
+    try:
+        first = pool.submit("a", _audio(), "a0")
+        assert gate.started.acquire(timeout=10)
+        decided = pool.submit("b", _audio(), "b0")
+        failed = pool.submit("c", _audio(), "c0")
+        dropped = pool.submit("d", _audio(), "d0")
+        assert dropped.cancel()  # e.g. an early guess the speaker outran
+        gate.run(1)
+        first.result(timeout=10)
+        assert decided.result(timeout=10)[0].text == "decided first"  # settled before the failure
+        with pytest.raises(RuntimeError, match="decoder failed"):
+            failed.result(timeout=10)
+        assert batches == [["b0", "c0"]]
+        assert pool.submit("a", _audio(), "a1") is not None  # the pool goes on
+        gate.run(1)
+    finally:
+        pool.close()
+
+
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError):
         TranscriptionPool(lambda x, lang: [], workers=0, capacity=1)
+    with pytest.raises(ValueError, match="transcribe_batch"):
+        TranscriptionPool(lambda x, lang: [], workers=1, capacity=1, max_batch=2)

@@ -57,7 +57,7 @@ PEAK = 0.5
 _TOOL_TIMEOUT_S = 120
 _PAD_S = 0.05  # silence around a clip while it is filtered, so filter edges fall outside the speech
 _CATEGORY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_FIELDS = ("speaker", "text", "lang", "pause_before", "expect")
+_FIELDS = ("speaker", "text", "lang", "pause_before", "expect", "also_ok")
 _cache: dict[tuple[str, str], np.ndarray] = {}
 
 
@@ -77,6 +77,8 @@ class ScriptTurn:
     negative pause starts the turn that much before the earlier speech ends (overtalk). It is ignored
     for the first turn, which starts after :func:`build_call`'s ``lead``. ``expect`` lists the alert
     category ids (from the shared taxonomy) a classifier should raise on this turn; empty for a clean one.
+    ``also_ok`` lists categories that are defensible on the turn but not required (as in the evaluation
+    sets): raising one is not a false alarm, missing it is not a miss.
     """
 
     speaker: str
@@ -84,10 +86,12 @@ class ScriptTurn:
     lang: str
     pause_before: float = 0.8
     expect: tuple[str, ...] = ()
+    also_ok: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.expect, list):
-            object.__setattr__(self, "expect", tuple(self.expect))
+        for name in ("expect", "also_ok"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         problem = _turn_problem(
             {
                 "speaker": self.speaker,
@@ -95,6 +99,7 @@ class ScriptTurn:
                 "lang": self.lang,
                 "pause_before": self.pause_before,
                 "expect": self.expect,
+                "also_ok": self.also_ok,
             }
         )
         if problem:
@@ -116,6 +121,7 @@ class PlacedTurn:
     start: float
     end: float
     expect: tuple[str, ...] = ()
+    also_ok: tuple[str, ...] = ()
 
     @property
     def channel(self) -> int:
@@ -361,6 +367,7 @@ def build_call(
                 start=start / sample_rate,
                 end=end / sample_rate,
                 expect=turn.expect,
+                also_ok=turn.also_ok,
             )
         )
     band = " (telephone band)" if telephone else ""
@@ -412,9 +419,10 @@ def load_script(path: str | os.PathLike[str]) -> list[ScriptTurn]:
         unknown = sorted(str(key) for key in item if key not in _FIELDS)
         if unknown:
             raise SynthError(f"{path}: item {i}: unknown field(s) {', '.join(unknown)}")
-        values = {"pause_before": 0.8, "expect": [], **item}
-        if values["expect"] is None:
-            values["expect"] = []
+        values = {"pause_before": 0.8, "expect": [], "also_ok": [], **item}
+        for name in ("expect", "also_ok"):
+            if values[name] is None:
+                values[name] = []
         problem = _turn_problem(values)
         if problem:
             raise SynthError(f"{path}: item {i}: {problem[0]}: {problem[1]}")
@@ -425,6 +433,7 @@ def load_script(path: str | os.PathLike[str]) -> list[ScriptTurn]:
                 lang=values["lang"],
                 pause_before=float(values["pause_before"]),
                 expect=tuple(values["expect"]),
+                also_ok=tuple(values["also_ok"]),
             )
         )
     logger.debug("loaded script %s: %d turns", path, len(turns))
@@ -446,10 +455,11 @@ def _turn_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:
     pause = values.get("pause_before", 0.8)
     if isinstance(pause, bool) or not isinstance(pause, int | float) or not math.isfinite(pause):
         return "pause_before", f"not a number of seconds: {pause!r}"
-    expect = values.get("expect", ())
-    if not isinstance(expect, list | tuple):
-        return "expect", f"a list of category ids, got {expect!r}"
-    for category in expect:
-        if not isinstance(category, str) or not _CATEGORY_ID.match(category):
-            return "expect", f"not a category id: {category!r}"
+    for name in ("expect", "also_ok"):
+        categories = values.get(name, ())
+        if not isinstance(categories, list | tuple):
+            return name, f"a list of category ids, got {categories!r}"
+        for category in categories:
+            if not isinstance(category, str) or not _CATEGORY_ID.match(category):
+                return name, f"not a category id: {category!r}"
     return None

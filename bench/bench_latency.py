@@ -401,7 +401,7 @@ def event_row(run: CallRun, arrived: float, event: dict[str, Any], calls: int, r
     )  # fmt: skip
     hits = overlapping(turns, row.speaker, row.start, row.end)
     if row.type == "alert":
-        row.expected = any(row.category in turns[i].expect for i in hits)
+        row.expected = any(row.category in (*turns[i].expect, *turns[i].also_ok) for i in hits)
     if hits:
         latest = max(hits, key=lambda i: turns[i].end)
         row.turn, row.turn_end = latest, turns[latest].end

@@ -295,6 +295,7 @@ GOOD = "- {speaker: agent, text: Здравствуйте, lang: ru}\n"
         (GOOD + "- {speaker: agent, text: Hi, lang: en, pause_before: soon}\n", r"item 1: pause_before"),
         (GOOD + "- {speaker: agent, text: Hi, lang: en, expect: not_my_job}\n", r"item 1: expect"),
         (GOOD + "- {speaker: agent, text: Hi, lang: en, expect: [Not My Job]}\n", r"item 1: expect"),
+        (GOOD + "- {speaker: agent, text: Hi, lang: en, also_ok: [x y]}\n", r"item 1: also_ok"),
         (GOOD + "- {speaker: agent, text: Hi, lang: en, pause: 1}\n", r"item 1: unknown field\(s\) pause"),
         (GOOD + "- just a line\n", r"item 1: a turn is a mapping"),
         ("speaker: agent\n", "non-empty list"),
@@ -321,6 +322,9 @@ def test_script_turns_validate_themselves() -> None:
     with pytest.raises(SynthError, match="lang"):
         ScriptTurn("agent", "Hi", "fr")
     assert ScriptTurn("agent", "Hi", "en", expect=["not_my_job"]).expect == ("not_my_job",)  # type: ignore[arg-type]
+    assert ScriptTurn("customer", "Hi", "en", also_ok=["asks_when"]).also_ok == ("asks_when",)  # type: ignore[arg-type]
+    with pytest.raises(SynthError, match="also_ok"):
+        ScriptTurn("agent", "Hi", "en", also_ok=("Not An Id",))
 
 
 # -- missing or failing tools -------------------------------------------------------------------------

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 BUILD_MS = 90_000  # a version's classifier is built on first use (seconds; tens on a slow machine)
 HTML_PHRASE = "<img src=x onerror=alert(1)>"
-# Said by an agent, refusing the question; the bundled pack (version 1) does not catch it.
+# Said by an agent, refusing the question; the bundled pack (version 1) does not catch it as a refusal
+# (on some CPUs' int8 products it raises nothing, on others blaming_customer).
 MISSED = "Разбирайтесь с курьером сами, я тут ни при чём."
 EXAMPLES_RU = '.phrase-group[data-list="examples"][data-lang="ru"]'
 COUNTER_RU = '.phrase-group[data-list="counter_examples"][data-lang="ru"]'
@@ -305,7 +306,7 @@ def test_evaluate_rows_against_the_live_version(open_trainer, module_server, tmp
     expect(changed).to_be_visible()
     expect(changed).to_have_attribute("data-verdict", "better")
     expect(changed.locator(".changed-text")).to_have_text(MISSED)
-    expect(changed.locator("dd.active .chip")).to_have_text(["nothing · ничего"])
+    expect(changed.locator("dd.active")).not_to_contain_text("not_my_job")
     expect(changed.locator("dd.draft .chip")).to_have_text(["not_my_job"])
     expect(page.locator("#eval-changed-count")).not_to_have_text("(0)")
 

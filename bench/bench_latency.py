@@ -41,7 +41,7 @@ sentence for the end.
     python bench/bench_latency.py [--calls 1,8] [--repeat 1] [--seed 0] [--stagger 2] [--json rows.json]
                                   [--url http://127.0.0.1:8000 --token ADMIN_TOKEN] [--workers 2]
                                   [--endpoint-silence 0.5]
-                                  [--partial-every 1.0] [--whisper-window 10] [--whisper-batch 4]
+                                  [--partial-every 1.0] [--whisper-window 6] [--whisper-batch 1]
                                   [--queue-capacity 8]
                                   [--early-after 0.2] [--min-piece 3]
 

@@ -166,8 +166,7 @@ def test_corrupt_cache_file_is_a_typed_error(onnx_e5: OnnxE5, fast: FastE5, tmp_
 
 def test_weights_fit_the_cpus_integer_products(onnx_e5: OnnxE5) -> None:
     """7-bit weights where onnxruntime's uint8 x int8 products add pairs into a saturating int16 (no VNNI),
-    so that the largest pair, 255 * 63 * 2, still fits; 8 bits with VNNI. The build follows the CPU, and
-    the two kinds of file never share a cache name."""
+    so that the largest pair, 255 * 63 * 2, still fits; 8 bits with VNNI. The build follows the CPU."""
     import models.e5_onnx as e5_onnx
 
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""

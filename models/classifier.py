@@ -167,9 +167,12 @@ class PhraseClassifier:
                     continue
                 raw = got.raw
                 context = judged[ti].get(window.context) if window.context is not None else None
+                categories = allowed[ti]
                 if context is not None:
                     raw = (raw + CONTEXT_WEIGHT * context.raw) / (1.0 + CONTEXT_WEIGHT)
-                for ci, det in self._judge(window, raw, got.vector, got.lexical, allowed[ti]):
+                    if not window.sentence:
+                        categories = self._near(context, categories)
+                for ci, det in self._judge(window, raw, got.vector, got.lexical, categories):
                     if ci not in best or det.score > best[ci].score:
                         best[ci] = det
             results.append(sorted(best.values(), key=lambda d: -d.score))
@@ -211,9 +214,16 @@ class PhraseClassifier:
         then hold what the rest of it drowned out."""
         if context is None:
             return False
-        alerts = [ci for ci in allowed if self._is_alert[ci]]
-        margin = context.raw[alerts] - self._thresholds[alerts]
-        return bool(((margin >= -CLOSER_LOOK) & (margin < 0.0)).any())
+        near = [ci for ci in self._near(context, allowed) if self._is_alert[ci]]
+        return bool((context.raw[near] < self._thresholds[near]).any())
+
+    def _near(self, context: _Judged, allowed: list[int]) -> list[int]:
+        """The allowed categories whose threshold `context` reaches or comes within CLOSER_LOOK of: the
+        only ones a piece of it may show. A clause or word window is looked at because its whole leaned
+        towards something; a fragment that scores for a category its whole never came near is an
+        accident of where the window was cut («I will call you back to maybe for 3PM» out of a
+        misheard promise is no "call another number")."""
+        return [ci for ci in allowed if context.raw[ci] >= self._thresholds[ci] - CLOSER_LOOK]
 
     def category(self, category_id: str) -> Category:
         return self.pack.category(category_id)

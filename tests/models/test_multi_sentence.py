@@ -158,6 +158,23 @@ def test_misheard_sentence_adds_no_alert(classifier):
     assert _alerts(classifier, "Это не ко мне. Вам придётся нарисовать сто дома.", AGENT) == {"not_my_job"}
 
 
+# What Whisper made of two agent turns of the English test call (bench/data/calls/en-complaint.yaml),
+# "I understand how annoying this is. I am removing the block right now and I will make sure you are back
+# online." and, 0.4 s later, "I will call you back today before three p.m. to confirm that everything
+# works.", at 8 kHz, joined into one by the endpointer (latency bench with --min-piece 3).
+MISHEARD_PROMISE = (
+    "I understand how annoying this is. I am removing the block right out and I will make sure you are "
+    "not online. I will call you back to maybe for 3PM to consume up and ridding work."
+)
+
+
+def test_misheard_long_promise_raises_no_alert(classifier):
+    """A long turn of three sentences, one of them garbled: no word window across two sentences
+    («…not online. I will call you back to maybe for») and no piece scoring for a category its whole
+    never came near may turn it into "call another number"."""
+    assert _alerts(classifier, MISHEARD_PROMISE, AGENT) == set()
+
+
 def test_sentences_are_not_in_the_pack(default_pack):
     phrases = {t.lower() for c in default_pack.categories for _, t in c.examples.items()}
     phrases |= {t.lower() for c in default_pack.categories for _, t in c.counter_examples.items()}

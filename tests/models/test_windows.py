@@ -66,3 +66,25 @@ def test_piece_offsets_point_into_the_turn():
     for w in split_windows(text):
         assert text[w.start : w.end] in w.text or w.text.startswith(text[w.start : w.end])
         assert text[w.start].isalnum() and text[w.end - 1].isalnum()
+
+
+def test_long_turn_of_sentences_has_no_window_across_a_sentence_end():
+    """A long turn of several sentences is judged sentence by sentence (a long sentence in its own word
+    windows): a window that straddles two sentences («…you are not online. I will call you back…») is
+    half of one thought and half of another, and only ever matched by accident."""
+    text = (
+        "I understand how annoying this is. I am removing the block right now and I will make sure "
+        "you are back online. I will call you back today by 3 PM to confirm it is all working."
+    )
+    assert len(text.split()) > SHORT_TURN_WORDS
+    sentence_ends = [text.index(end) + len(end) for end in ("this is.", "back online.")]
+    for window in split_windows(text):
+        assert not any(window.start < end < window.end for end in sentence_ends), window.text
+
+
+def test_long_turn_of_one_sentence_still_gets_word_windows():
+    text = " ".join(f"слово{i}" for i in range(30)) + " я этим не занимаюсь"
+    windows = split_windows(text)
+    assert len(windows) > 1
+    assert all(len(w.text.split()) <= SHORT_TURN_WORDS for w in windows)
+    assert any(w.text.endswith("я этим не занимаюсь") for w in windows)

@@ -121,11 +121,11 @@ def split_windows(text: str) -> list[Window]:
     n = len(_WORD.findall(text))
     whole = (0, len(text))
     sentence_spans: set[tuple[int, int]] = set()
-    sentences = _pieces(text, 0, len(text), _SENTENCE_END, MIN_SENTENCE_WORDS)
     if n <= SHORT_TURN_WORDS:
         spans[whole] = None
-    elif len(sentences) == 1:
-        add(_word_windows(text, 0, len(text), WINDOW_WORDS, WINDOW_STRIDE), None)
+    # a long turn is judged by its sentences (a long sentence in word windows): no window across a
+    # sentence end, half of one thought and half of another
+    sentences = _pieces(text, 0, len(text), _SENTENCE_END, MIN_SENTENCE_WORDS)
     for sentence in sentences:
         short_sentence = len(_words(text, *sentence)) <= SHORT_TURN_WORDS
         context = whole if n <= SHORT_TURN_WORDS else sentence if short_sentence else None

@@ -23,7 +23,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -46,9 +46,12 @@ LEXICAL_STRONG = 0.6  # lexical coverage below this is no evidence either way
 CONTEXT_WEIGHT = 0.5  # a piece of a turn is judged with its context: its score, blended with the turn's
 CLOSER_LOOK = 0.15  # a turn's pieces are judged when it comes this near a threshold it does not reach
 SCORE_SLOPE = 12.0  # maps the margin over a category's threshold to a 0-1 score (0.5 at the threshold)
+# An alert needs an example of its category at least as near as this share of the pack's own alert
+# examples have a sibling example (see PhraseClassifier._similarity_floor).
+REACH_QUANTILE = 0.02
 # Calibrated thresholds depend on these and on the lexical matcher: bump the version when either changes.
-_ALGORITHM = "v3-" + "-".join(
-    map(str, (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, *THRESHOLD_BAND))
+_ALGORITHM = "v4-" + "-".join(
+    map(str, (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, REACH_QUANTILE, *THRESHOLD_BAND))
 )
 _ROLE_EXAMPLE, _ROLE_COUNTER, _ROLE_NEUTRAL = 0, 1, 2
 
@@ -85,11 +88,13 @@ class Detection:
 
 @dataclass(frozen=True)
 class _Judged:
-    """One window's raw score per category, its embedding and its lexical hits."""
+    """One window's raw score per category, its embedding, its lexical hits, and per category the
+    similarity of the category's nearest example (1 for practice categories, which are never gated)."""
 
     raw: np.ndarray
     vector: np.ndarray
     lexical: dict[int, LexicalHit]
+    reach: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class PhraseClassifier:
         self._benign = self._benign_index()
         self._targets = self._target_matrix()
         self._probe = fit_probe(self._embeddings, self._targets, PROBE_ALPHA)
+        self._floor = self._similarity_floor()
         self._thresholds = _cached_array(
             cache_dir, f"thresholds-{pack_key}-{_ALGORITHM}", self._calibrate, (len(self.categories),)
         )
@@ -172,7 +178,7 @@ class PhraseClassifier:
                     raw = (raw + CONTEXT_WEIGHT * context.raw) / (1.0 + CONTEXT_WEIGHT)
                     if not window.sentence:
                         categories = self._near(context, categories)
-                for ci, det in self._judge(window, raw, got.vector, got.lexical, categories):
+                for ci, det in self._judge(window, raw, got, categories):
                     if ci not in best or det.score > best[ci].score:
                         best[ci] = det
             results.append(sorted(best.values(), key=lambda d: -d.score))
@@ -188,11 +194,11 @@ class PhraseClassifier:
         # one array operation each for every window's probe scores, pack similarities, margins and raw
         # scores (per window, these small NumPy calls cost more in overhead than in arithmetic)
         probe = self._probe.scores(vectors)
-        margins = self._nearest_margins(vectors @ self._embeddings.T)
+        margins, reach = self._nearest_margins(vectors @ self._embeddings.T)
         lexes = [self._lexical.match(tokenize(w.text), LEXICAL_STRONG) for _, w in windows]
         raws = self._combine(probe, np.stack([self._lexical_best(lex) for lex in lexes]), margins)
         for i, (ti, window) in enumerate(windows):
-            judged[ti][window.start, window.end] = _Judged(raws[i], vectors[i], lexes[i])
+            judged[ti][window.start, window.end] = _Judged(raws[i], vectors[i], lexes[i], reach[i])
 
     @staticmethod
     def _cap_by_sentences(windows: list[Window], judged: dict[tuple[int, int], _Judged]) -> None:
@@ -207,7 +213,7 @@ class PhraseClassifier:
         whole = judged.get(context)
         if whole is not None:
             capped = np.minimum(whole.raw, np.max(sentences, axis=0))
-            judged[context] = _Judged(capped, whole.vector, whole.lexical)
+            judged[context] = replace(whole, raw=capped)
 
     def _leans(self, context: _Judged | None, allowed: list[int]) -> bool:
         """Whether a window's raw scores come near an alert threshold they do not reach: its pieces may
@@ -269,12 +275,13 @@ class PhraseClassifier:
         flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.intp)
         return shared, has_own, flat, starts
 
-    def _nearest_margins(self, sims: np.ndarray) -> np.ndarray:
-        """Per row of ``sims`` (similarities to every pack phrase) and category: similarity of the
-        nearest example minus that of the nearest phrase known not to be the category (0 for practice
-        categories, which are never alerts)."""
+    def _nearest_margins(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of ``sims`` (similarities to every pack phrase) and category: (the similarity of the
+        nearest example minus that of the nearest phrase known not to be the category, the similarity
+        of the nearest example). Practice categories, which are never alerts, get (0, 1)."""
         shared, has_own, own_flat, own_starts = self._benign
         margin = np.zeros((len(sims), len(self.categories)))
+        reach = np.ones((len(sims), len(self.categories)))
         cats, flat, starts = self._alert_examples
         if len(cats):
             benign = np.empty((len(sims), len(cats)))
@@ -284,7 +291,26 @@ class PhraseClassifier:
                 benign[:, has_own] = np.maximum(benign[:, has_own], nearest_own)
             nearest = np.maximum.reduceat(sims[:, flat], starts, axis=1).astype(np.float64)
             margin[:, cats] = nearest - benign
-        return margin
+            reach[:, cats] = nearest
+        return margin, reach
+
+    def _similarity_floor(self) -> float:
+        """How near an example of an alert category a text must come for the category to fire.
+
+        The probe is linear: far from every example it extrapolates, and a menu prompt or a flight time
+        can score above a threshold for a category none of whose examples it resembles. The floor is read
+        off the pack itself, so it suits any encoder's scale of similarities: the REACH_QUANTILE quantile,
+        over every example of an alert category, of its similarity to the nearest other example of the
+        same category (how far apart the pack's own paraphrases of one thing lie)."""
+        _, flat, starts = self._alert_examples
+        if len(flat) < 2:
+            return -1.0
+        vectors = self._embeddings[flat]
+        sims = vectors @ vectors.T
+        np.fill_diagonal(sims, -1.0)
+        ends = [*starts[1:], len(flat)]
+        nearest = [sims[a:b, a:b].max(axis=1) for a, b in zip(starts, ends, strict=True) if b - a > 1]
+        return float(np.quantile(np.concatenate(nearest), REACH_QUANTILE))
 
     def _lexical_best(self, lex: dict[int, LexicalHit]) -> np.ndarray:
         """(n_categories, 2): the best lexical coverage by an example, and by a counter-example or a
@@ -346,7 +372,9 @@ class PhraseClassifier:
         sims_all = self._embeddings @ self._embeddings.T
         np.fill_diagonal(sims_all, -1.0)  # a phrase is not its own neighbour
         lexical = np.stack([self._lexical_best(self._loo_lexical(r)) for r in range(len(self._refs))])
-        scores = self._combine(held_out, lexical, self._nearest_margins(sims_all))
+        margins, reach = self._nearest_margins(sims_all)
+        scores = self._combine(held_out, lexical, margins)
+        scores[reach < self._floor] = -np.inf  # as inference: out of reach of every example, no alert
         return np.array(
             [calibrate_threshold(scores[:, ci], targets[:, ci] > 0.5) for ci in range(len(self.categories))]
         )
@@ -364,19 +392,16 @@ class PhraseClassifier:
         return [ci for ci, c in enumerate(self.categories) if c.speaker is side]
 
     def _judge(
-        self,
-        window: Window,
-        raw: np.ndarray,
-        vector: np.ndarray,
-        lex: dict[int, LexicalHit],
-        allowed: list[int],
+        self, window: Window, raw: np.ndarray, got: _Judged, allowed: list[int]
     ) -> list[tuple[int, Detection]]:
+        """The allowed categories `raw` reaches the threshold of, with a window near enough one of the
+        category's examples (:meth:`_similarity_floor`)."""
         found = []
         for ci in allowed:
-            if raw[ci] < self._thresholds[ci]:
+            if raw[ci] < self._thresholds[ci] or got.reach[ci] < self._floor:
                 continue
             score = 1.0 / (1.0 + np.exp(-SCORE_SLOPE * (raw[ci] - self._thresholds[ci])))
-            found.append((ci, self._detection(ci, float(score), window, vector, lex)))
+            found.append((ci, self._detection(ci, float(score), window, got.vector, got.lexical)))
         return found
 
     def _detection(

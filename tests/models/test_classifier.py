@@ -119,3 +119,34 @@ def test_test_sentences_are_not_in_the_pack(default_pack):
     texts = {t.lower() for c in default_pack.categories for _, t in c.examples.items()}
     for sentence in HARD_NEGATIVES + [t for t, _ in NOISY_FORBIDDEN]:
         assert sentence.lower() not in texts
+
+
+# Words of a phone system's menu (from Asterisk's prompt transcripts), like nothing in the pack: a linear
+# probe extrapolates out there and once raised alerts on most of them.
+FAR_FROM_THE_PACK = [
+    "To mute or unmute yourself...",
+    "truncating audio",
+    "Parking attempt failed.",
+    "press 0 to reach an operator",
+    "other participants in the conference",
+    "[this is an error beep tone]",
+]
+
+
+def test_text_far_from_every_example_raises_no_alert(classifier):
+    """An alert needs an example of its category about as near as the pack's own paraphrases lie to one
+    another; without that floor, some of these menu prompts fire (checked here, so the test can fail)."""
+    alerts = set(classifier.pack.alert_ids)
+
+    def flagged() -> list[str]:
+        found = classifier.classify_batch([Turn(t, AGENT) for t in FAR_FROM_THE_PACK])
+        pairs = zip(FAR_FROM_THE_PACK, found, strict=True)
+        return [t for t, ds in pairs if {d.category for d in ds} & alerts]
+
+    assert 0.5 < classifier._floor < 1.0
+    assert flagged() == []
+    floor, classifier._floor = classifier._floor, -1.0
+    try:
+        assert flagged(), "the prompts no longer test the floor"
+    finally:
+        classifier._floor = floor

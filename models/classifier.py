@@ -14,7 +14,9 @@ sentences does. Per window of a turn and per category:
 3. for alert categories, a phrase known not to be the category (a neutral phrase, a good-practice example,
    one of the category's own counter-examples) that is nearer than any example lowers it too;
 4. the category fires above its own threshold, calibrated on out-of-fold scores of the pack's phrases
-   (:mod:`models.thresholds`), so each category's decision is learned from its examples and counter-examples.
+   (:mod:`models.thresholds`), so each category's decision is learned from its examples and counter-examples;
+5. and an alert category fires only for a window about as near one of its examples as the pack's own
+   paraphrases lie to one another: far from every example the linear probe extrapolates.
 """
 
 from __future__ import annotations

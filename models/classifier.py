@@ -3,14 +3,15 @@
 Hybrid, because neither half is enough. A multilingual sentence encoder catches the paraphrase that
 shares no word with any example; lexical matching (:mod:`models.lexical`) is precise, negation-aware and
 points at the exact words. A turn is judged whole and in pieces (:mod:`models.windows`): its sentences,
-and, when the whole comes near an alert it does not reach, its clauses or short word windows, each piece's
-score blended with the whole's; a turn of several sentences shows a category only as far as one of its
-sentences does. Per window of a turn and per category:
+each on its own, and, when the whole comes near an alert it does not reach, its clauses or short word
+windows, each fragment's score blended with the whole's; a turn of several sentences shows a category only
+as far as one of its sentences does. Per window of a turn and per category:
 
 1. a ridge probe over the embedding (:mod:`models.probe`), learned from the pack's examples against
    every other phrase of the pack, gives the semantic score;
 2. a near-literal match of an example raises it, of a counter-example or neutral phrase lowers it (only
-   when the two share words: a greeting matching a neutral phrase says nothing about the rest);
+   when the two share words: a greeting matching a neutral phrase says nothing about the rest); a cue
+   the pack ties to the category (a promised time, :mod:`models.time_cues`) raises or lowers it too;
 3. for alert categories, a phrase known not to be the category (a neutral phrase, a good-practice example,
    one of the category's own counter-examples) that is nearer than any example lowers it too;
 4. the category fires above its own threshold, calibrated on out-of-fold scores of the pack's phrases
@@ -33,10 +34,11 @@ import numpy as np
 
 from models.encoders import Encoder
 from models.lexical import LexicalHit, LexicalIndex
-from models.packs import Category, Kind, PhrasePack, Side
+from models.packs import Category, Cue, CueEffect, Kind, PhrasePack, Side
 from models.probe import fit_probe, out_of_fold
 from models.text import tokenize
 from models.thresholds import THRESHOLD_BAND, calibrate_threshold
+from models.time_cues import TimeCue, promised_times
 from models.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)
@@ -45,17 +47,19 @@ PROBE_ALPHA = 30.0  # ridge penalty on standardised embeddings
 KNN_WEIGHT = 3.0  # how much a nearer benign phrase (by cosine) lowers an alert category's score
 LEXICAL_WEIGHT = 0.3  # how far a near-literal (counter-)example moves the probe's score
 LEXICAL_STRONG = 0.6  # lexical coverage below this is no evidence either way
-CONTEXT_WEIGHT = 0.5  # a piece of a turn is judged with its context: its score, blended with the turn's
+CUE_WEIGHT = 0.25  # how far a cue the pack ties to a category (a promised time) moves its score
+CONTEXT_WEIGHT = 0.3  # a clause or word window is judged with its context: its score, blended with the turn's
 CLOSER_LOOK = 0.15  # a turn's pieces are judged when it comes this near a threshold it does not reach
 SCORE_SLOPE = 12.0  # maps the margin over a category's threshold to a 0-1 score (0.5 at the threshold)
 # An alert needs an example of its category at least as near as this share of the pack's own alert
 # examples have a sibling example (see PhraseClassifier._similarity_floor).
 REACH_QUANTILE = 0.02
 # Calibrated thresholds depend on these and on the lexical matcher: bump the version when either changes.
-_ALGORITHM = "v4-" + "-".join(
-    map(str, (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, REACH_QUANTILE, *THRESHOLD_BAND))
-)
+_TUNED = (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, CUE_WEIGHT, REACH_QUANTILE)
+_ALGORITHM = "v5-" + "-".join(map(str, (*_TUNED, *THRESHOLD_BAND)))
 _ROLE_EXAMPLE, _ROLE_COUNTER, _ROLE_NEUTRAL = 0, 1, 2
+# What finds each cue in a text: the spans it found (empty when absent).
+_CUE_FINDERS: dict[Cue, Callable[[str], list[TimeCue]]] = {Cue.PROMISED_TIME: promised_times}
 
 
 class Speaker(StrEnum):
@@ -97,6 +101,7 @@ class _Judged:
     vector: np.ndarray
     lexical: dict[int, LexicalHit]
     reach: np.ndarray
+    cues: dict[Cue, list[TimeCue]]
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ class PhraseClassifier:
         self._ref_category_list = [r.category for r in self._refs]
         self._ref_role_list = [r.role for r in self._refs]
         self._lexical = LexicalIndex([r.text for r in self._refs])
+        self._cues = [cue for cue in Cue if any(cue in c.cues for c in self.categories)]
+        self._cue_effect = self._cue_effect_matrix()
         texts = [r.text for r in self._refs]
         pack_key = _digest(encoder.name, *(f"{r.category}|{r.role}|{r.text}" for r in self._refs))
         self._embeddings = _cached_array(
@@ -132,8 +139,12 @@ class PhraseClassifier:
         self._targets = self._target_matrix()
         self._probe = fit_probe(self._embeddings, self._targets, PROBE_ALPHA)
         self._floor = self._similarity_floor()
+        cue_key = _digest(*(f"{c.id}|{cue}|{how}" for c in self.categories for cue, how in c.cues.items()))
         self._thresholds = _cached_array(
-            cache_dir, f"thresholds-{pack_key}-{_ALGORITHM}", self._calibrate, (len(self.categories),)
+            cache_dir,
+            f"thresholds-{pack_key}-{cue_key}-{_ALGORITHM}",
+            self._calibrate,
+            (len(self.categories),),
         )
 
     # ----------------------------------------------------------------- public
@@ -176,10 +187,10 @@ class PhraseClassifier:
                 raw = got.raw
                 context = judged[ti].get(window.context) if window.context is not None else None
                 categories = allowed[ti]
-                if context is not None:
+                if context is not None and not window.sentence:
+                    # a sentence stands on its own; a clause or word window is a fragment of its turn
                     raw = (raw + CONTEXT_WEIGHT * context.raw) / (1.0 + CONTEXT_WEIGHT)
-                    if not window.sentence:
-                        categories = self._near(context, categories)
+                    categories = self._near(context, categories)
                 for ci, det in self._judge(window, raw, got, categories):
                     if ci not in best or det.score > best[ci].score:
                         best[ci] = det
@@ -198,9 +209,12 @@ class PhraseClassifier:
         probe = self._probe.scores(vectors)
         margins, reach = self._nearest_margins(vectors @ self._embeddings.T)
         lexes = [self._lexical.match(tokenize(w.text), LEXICAL_STRONG) for _, w in windows]
-        raws = self._combine(probe, np.stack([self._lexical_best(lex) for lex in lexes]), margins)
+        cues = [self._find_cues(w.text) for _, w in windows]
+        raws = self._combine(
+            probe, np.stack([self._lexical_best(lex) for lex in lexes]), margins, self._cue_evidence(cues)
+        )
         for i, (ti, window) in enumerate(windows):
-            judged[ti][window.start, window.end] = _Judged(raws[i], vectors[i], lexes[i], reach[i])
+            judged[ti][window.start, window.end] = _Judged(raws[i], vectors[i], lexes[i], reach[i], cues[i])
 
     @staticmethod
     def _cap_by_sentences(windows: list[Window], judged: dict[tuple[int, int], _Judged]) -> None:
@@ -350,13 +364,32 @@ class PhraseClassifier:
         return best
 
     @staticmethod
-    def _combine(probe: np.ndarray, lexical: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    def _combine(probe: np.ndarray, lexical: np.ndarray, margin: np.ndarray, cues: np.ndarray) -> np.ndarray:
         """One raw score per category (per row, for rows of windows): the probe, raised by a
         near-literal example, lowered by a near-literal counter-example (which is how «я этим займусь»
-        escapes «я этим не занимаюсь»), and lowered when a known-benign phrase is nearer than any
-        example of an alert category. ``lexical`` is ``(..., n_categories, 2)`` (:meth:`_lexical_best`)."""
+        escapes «я этим не занимаюсь»), lowered when a known-benign phrase is nearer than any example of
+        an alert category, and moved by the cues the pack ties to the category (``cues``, -1 to 1).
+        ``lexical`` is ``(..., n_categories, 2)`` (:meth:`_lexical_best`)."""
         lexical_evidence = _strong(lexical[..., 0]) - _strong(lexical[..., 1])
-        return probe + LEXICAL_WEIGHT * lexical_evidence + KNN_WEIGHT * np.minimum(margin, 0.0)
+        knn = KNN_WEIGHT * np.minimum(margin, 0.0)
+        return probe + LEXICAL_WEIGHT * lexical_evidence + knn + CUE_WEIGHT * cues
+
+    def _cue_effect_matrix(self) -> np.ndarray:
+        """(n_cues used by the pack, n_categories): +1 where a cue is evidence for a category, -1 against."""
+        effect = np.zeros((len(self._cues), len(self.categories)))
+        for ci, category in enumerate(self.categories):
+            for cue, how in category.cues.items():
+                effect[self._cues.index(cue), ci] = 1.0 if how is CueEffect.FOR else -1.0
+        return effect
+
+    def _find_cues(self, text: str) -> dict[Cue, list[TimeCue]]:
+        """The pack's cues found in `text`, with where they are."""
+        return {cue: found for cue in self._cues if (found := _CUE_FINDERS[cue](text))}
+
+    def _cue_evidence(self, found: Sequence[dict[Cue, list[TimeCue]]]) -> np.ndarray:
+        """(len(found), n_categories): each text's cue evidence per category."""
+        present = np.array([[cue in f for cue in self._cues] for f in found], dtype=np.float64)
+        return present.reshape(len(found), len(self._cues)) @ self._cue_effect
 
     # -------------------------------------------------------------- training
     def _target_matrix(self) -> np.ndarray:
@@ -375,7 +408,8 @@ class PhraseClassifier:
         np.fill_diagonal(sims_all, -1.0)  # a phrase is not its own neighbour
         lexical = np.stack([self._lexical_best(self._loo_lexical(r)) for r in range(len(self._refs))])
         margins, reach = self._nearest_margins(sims_all)
-        scores = self._combine(held_out, lexical, margins)
+        cues = self._cue_evidence([self._find_cues(r.text) for r in self._refs])
+        scores = self._combine(held_out, lexical, margins, cues)
         scores[reach < self._floor] = -np.inf  # as inference: out of reach of every example, no alert
         return np.array(
             [calibrate_threshold(scores[:, ci], targets[:, ci] > 0.5) for ci in range(len(self.categories))]
@@ -403,27 +437,32 @@ class PhraseClassifier:
             if raw[ci] < self._thresholds[ci] or got.reach[ci] < self._floor:
                 continue
             score = 1.0 / (1.0 + np.exp(-SCORE_SLOPE * (raw[ci] - self._thresholds[ci])))
-            found.append((ci, self._detection(ci, float(score), window, got.vector, got.lexical)))
+            found.append((ci, self._detection(ci, float(score), window, got)))
         return found
 
-    def _detection(
-        self, ci: int, score: float, window: Window, vector: np.ndarray, lex: dict[int, LexicalHit]
-    ) -> Detection:
-        """Point at the words: the best lexical hit of the category if it is a real match, else the window."""
+    def _detection(self, ci: int, score: float, window: Window, got: _Judged) -> Detection:
+        """Point at the words: the best lexical hit of the category if it is a real match, else the
+        cues found for it (the promised time of a timeline), else the window."""
         examples = self._examples[ci]
-        nearest = int(examples[np.argmax(self._embeddings[examples] @ vector)])
+        nearest = int(examples[np.argmax(self._embeddings[examples] @ got.vector)])
         start, end, example = window.start, window.end, self._refs[nearest].text
         category, role = self._ref_category_list, self._ref_role_list
         hits = [
             h
-            for ref, h in lex.items()
+            for ref, h in got.lexical.items()
             if category[ref] == ci and role[ref] == _ROLE_EXAMPLE and h.score >= 0.6
+        ]
+        cat = self.categories[ci]
+        supporting = [
+            found for cue, how in cat.cues.items() if how is CueEffect.FOR for found in got.cues.get(cue, [])
         ]
         if hits:
             hit = max(hits, key=lambda h: h.score)
             start, end = window.start + hit.start, window.start + hit.end
             example = self._refs[hit.phrase].text
-        cat = self.categories[ci]
+        elif supporting:
+            start = window.start + min(c.start for c in supporting)
+            end = window.start + max(c.end for c in supporting)
         return Detection(cat.id, cat.kind, round(score, 4), start, end, example)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from models.packs import ByLanguage, Category, PhrasePack
 
 PHRASE_LISTS = ("examples", "counter_examples", "responses")
-FIELDS = ("kind", "speaker", "severity", "title", "description")
+FIELDS = ("kind", "speaker", "severity", "title", "description", "cues")
 
 
 @dataclass(frozen=True)
@@ -91,4 +91,6 @@ def _phrases(name: str, old: ByLanguage, new: ByLanguage) -> list[PhraseChange]:
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
     return value.model_dump() if hasattr(value, "model_dump") else str(value)

@@ -52,6 +52,19 @@ class Severity(StrEnum):
     HIGH = "high"
 
 
+class Cue(StrEnum):
+    """A surface signal the classifier finds by rule rather than by example (:mod:`models.time_cues`)."""
+
+    PROMISED_TIME = "promised_time"  # a clock time, day, date or duration in a sentence about the future
+
+
+class CueEffect(StrEnum):
+    """Whether a cue in a turn is evidence for the category or against it."""
+
+    FOR = "for"
+    AGAINST = "against"
+
+
 class PackError(ValueError):
     """A phrase pack that cannot be used; the message names file, category and field."""
 
@@ -105,6 +118,9 @@ class Category(_Strict):
     examples: ByLanguage
     counter_examples: ByLanguage = Field(default_factory=ByLanguage)
     responses: ByLanguage = Field(default_factory=ByLanguage)
+    # e.g. {promised_time: for} on a "gave a concrete time" practice, {promised_time: against} on "vague
+    # timeline": the cue is weighed with the examples, never decides alone
+    cues: dict[Cue, CueEffect] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Category:

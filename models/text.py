@@ -91,6 +91,12 @@ def lemma_ru(word: str) -> str:
 
 
 @lru_cache(maxsize=200_000)
+def is_future_ru(word: str) -> bool:
+    """Whether a Russian word is, by its first parse, a verb in the future («приедет», «будет»)."""
+    return "futr" in _morph().parse(word)[0].tag
+
+
+@lru_cache(maxsize=200_000)
 def is_known_ru(word: str) -> bool:
     return bool(_morph().word_is_known(word))
 

@@ -120,16 +120,19 @@ JOINS = {
     "neutral refusal": lambda r, n: f"{n} {r}",
     "refusal neutral": lambda r, n: f"{r} {n}",
 }
-# Known misses: the refusal is found alone, but its clause or word window, blended with a whole turn that
-# leans the other way, stays under the threshold.
-KNOWN_MISSES = {("en", "refusal, neutral."), ("ru", "refusal neutral")}
+# Known miss: the refusal is found alone, but its clause, blended with a whole turn that leans the other
+# way, stays under the threshold. Strict, so the day it is found the mark must go.
+KNOWN_MISSES = {("en", "refusal, neutral.")}
+_KNOWN = pytest.mark.xfail(reason="known miss", strict=True)
 
 
 @pytest.mark.parametrize(
     ("lang", "join"),
     [
         pytest.param(
-            lang, join, marks=[pytest.mark.xfail(reason="known miss")] if (lang, join) in KNOWN_MISSES else []
+            lang,
+            join,
+            marks=[_KNOWN] if (lang, join) in KNOWN_MISSES else [],
         )
         for lang in ("ru", "en")
         for join in JOINS
@@ -148,10 +151,6 @@ def test_span_points_at_the_forbidden_sentence(classifier):
     assert det.start >= text.index("Это не ко мне")
 
 
-@pytest.mark.xfail(
-    reason="known miss: a garbled sentence judged alone can still look like an excuse («сто» ~ «сотни "
-    "обращений»); the turn's whole no longer adds one, the sentence does"
-)
 def test_misheard_sentence_adds_no_alert(classifier):
     """A refusal followed by a sentence the recogniser garbled: only the refusal (the whole turn's
     embedding, an average of the two, must not land on a third category)."""

@@ -185,6 +185,37 @@ def test_edit_save_and_diff_show_the_added_phrase(open_trainer, module_server):
     expect(page.locator("#diff-result > li")).to_have_count(0)
 
 
+def test_promised_time_cue_is_shown_edited_saved_and_diffed(open_trainer, module_server):
+    """The timeline practice shows the pack's cue; giving next_steps the cue and taking it from
+    vague_timeline saves both in the new version, and the diff names the field that changed."""
+    page = open_trainer(module_server)
+    base = int(page.locator("#version-select").input_value())
+    open_category(page, "timeline")
+    expect(page.locator("#edit-cue-time")).to_have_value("for")
+    open_category(page, "next_steps")
+    expect(page.locator("#edit-cue-time")).to_have_value("")
+    page.locator("#edit-cue-time").select_option("for")
+    open_category(page, "vague_timeline")
+    expect(page.locator("#edit-cue-time")).to_have_value("against")
+    page.locator("#edit-cue-time").select_option("")
+    version = save(page, "cue moved")
+    stored = pack_json(module_server, version)
+    assert category(stored, "next_steps")["cues"] == {"promised_time": "for"}
+    assert category(stored, "vague_timeline")["cues"] == {}
+    assert category(stored, "timeline")["cues"] == {"promised_time": "for"}
+    open_category(page, "next_steps")
+    expect(page.locator("#edit-cue-time")).to_have_value("for")
+
+    selected(page, "diff")
+    page.locator("#diff-from").select_option(str(base))
+    page.locator("#diff-to").select_option(str(version))
+    page.locator("#diff-run").click()
+    changes = page.locator("#diff-result > li.diff-cat")
+    expect(changes).to_have_count(2)
+    field = page.locator('#diff-result > li[data-category="next_steps"] dd[data-field="cues"]')
+    expect(field.locator("ins")).to_have_text("promised_time: for")
+
+
 def test_refused_version_shows_the_servers_reasons(open_trainer, module_server, problems):
     """An emptied example and an alert category with no responses are refused (422): no version is
     saved, the messages name the category and the field, the empty field is marked, and after fixing

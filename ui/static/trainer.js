@@ -80,6 +80,7 @@
     titleRu: $("edit-title-ru"),
     titleEn: $("edit-title-en"),
     severity: $("edit-severity"),
+    cueTime: $("edit-cue-time"),
     description: $("edit-description"),
     phraseLists: $("phrase-lists"),
     neutralEditor: $("neutral-editor"),
@@ -527,6 +528,8 @@
     ui.titleRu.value = str(cat.title.ru);
     ui.titleEn.value = str(cat.title.en);
     ui.severity.value = ["low", "medium", "high"].includes(cat.severity) ? cat.severity : "medium";
+    const cue = (cat.cues || {}).promised_time;
+    ui.cueTime.value = ["for", "against"].includes(cue) ? cue : "";
     ui.description.value = str(cat.description);
     const sections = Object.keys(LISTS).map((name) => phraseSection(name, LISTS[name], cat[name], cat));
     ui.phraseLists.replaceChildren(...sections);
@@ -1492,6 +1495,16 @@
       const cat = currentCategory();
       if (!cat) return;
       cat.severity = ui.severity.value;
+      edited();
+    });
+    ui.cueTime.addEventListener("change", () => {
+      const cat = currentCategory();
+      if (!cat) return;
+      // a rule-found cue the classifier weighs with the examples (models/time_cues.py)
+      const cues = { ...(cat.cues || {}) };
+      if (ui.cueTime.value) cues.promised_time = ui.cueTime.value;
+      else delete cues.promised_time;
+      cat.cues = cues;
       edited();
     });
     for (const tab of ui.tabs) {

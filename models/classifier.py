@@ -56,7 +56,7 @@ SCORE_SLOPE = 12.0  # maps the margin over a category's threshold to a 0-1 score
 REACH_QUANTILE = 0.02
 # Calibrated thresholds depend on these and on the lexical matcher: bump the version when either changes.
 _TUNED = (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, CUE_WEIGHT, REACH_QUANTILE)
-_ALGORITHM = "v5-" + "-".join(map(str, (*_TUNED, *THRESHOLD_BAND)))
+_ALGORITHM = "v6-" + "-".join(map(str, (*_TUNED, *THRESHOLD_BAND)))
 _ROLE_EXAMPLE, _ROLE_COUNTER, _ROLE_NEUTRAL = 0, 1, 2
 # What finds each cue in a text: the spans it found (empty when absent).
 _CUE_FINDERS: dict[Cue, Callable[[str], list[TimeCue]]] = {Cue.PROMISED_TIME: promised_times}
@@ -403,7 +403,8 @@ class PhraseClassifier:
         """Each category's threshold, from held-out scores of every pack phrase (the slow part of a
         build, so it is cached with the embeddings)."""
         targets = self._targets
-        held_out = out_of_fold(self._embeddings, targets, PROBE_ALPHA)
+        keys = [r.text.lower() for r in self._refs]  # a phrase in two roles is held out once, whole
+        held_out = out_of_fold(self._embeddings, targets, PROBE_ALPHA, keys)
         sims_all = self._embeddings @ self._embeddings.T
         np.fill_diagonal(sims_all, -1.0)  # a phrase is not its own neighbour
         lexical = np.stack([self._lexical_best(self._loo_lexical(r)) for r in range(len(self._refs))])

@@ -67,7 +67,10 @@ _PATTERNS = [
     r"(?:tomorrow|tonight|this afternoon|this evening|by lunchtime|by noon|by midday)",
     r"(?:by|before|until) the end of (?:the |this )?(?:day|week|month)",
     r"(?:end of (?:the )?day|end of (?:the |this )?week)",
-    rf"(?:the )?\d{{1,2}}(?:st|nd|rd|th)(?: of {_EN_MONTH})?",
+    # "by the 10th", not "on the 4th floor" or "for the 3rd time"
+    r"(?:on|by|until|before|after|from|than) the \d{1,2}(?:st|nd|rd|th)"
+    r"(?! (?:floor|time|attempt|try|page|line|step|row|place|level|grade))",
+    rf"(?:the )?\d{{1,2}}(?:st|nd|rd|th) of {_EN_MONTH}",
     rf"{_EN_MONTH} \d{{1,2}}(?:st|nd|rd|th)?",
 ]
 _CONCRETE_TIME = re.compile(r"(?<![\w'])(?:" + "|".join(_PATTERNS) + r")(?![\w'])")

@@ -24,6 +24,7 @@ CONCRETE = [
     ("it should be sorted by the end of this week", "by the end of this week"),
     ("we'll email you the new contract by 11 am", "by 11"),
     ("Your booking is moved to the 21st of May.", "the 21st of May"),
+    ("We'll reply no later than the 10th.", "than the 10th"),
 ]
 VAGUE = [
     "Сделаем в ближайшее время.",
@@ -36,6 +37,7 @@ VAGUE = [
     "We'll get back to you shortly.",
     "Press two for billing.",
     "You have three open tickets.",
+    "The office is on the 4th floor, you will see it.",
 ]
 
 

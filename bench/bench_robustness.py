@@ -1,0 +1,92 @@
+"""How the classifier holds up when the text is not written the way the pack is.
+
+For each labelled set: macro-F1 and false alarms on the rows as written, and on the same rows as a
+recogniser that writes no case and no punctuation would give them («Это возмутительно!» -> «это
+возмутительно»). Then the false alarms on text that should raise nothing: every prompt of Asterisk's
+Russian and English sound sets (Debian's asterisk-core-sounds-ru/-en transcripts), judged as said by
+the agent and by the customer. Prints its figures; it is not a test.
+
+    python bench/bench_robustness.py [EVAL.jsonl ...] [--encoder e5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from models.classifier import PhraseClassifier, Speaker, Turn
+from models.encoders import get_encoder
+from models.evaluation import EvalRow, evaluate, load_eval
+from models.packs import load_pack
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SETS = [
+    REPO.parent / "shared" / "eval" / "classify-dev.jsonl",
+    REPO / "bench" / "data" / "heldout-ru-en.jsonl",
+    REPO / "bench" / "data" / "stress-ru-en.jsonl",
+    REPO / "bench" / "data" / "check-ru-en.jsonl",
+]
+PROMPTS = Path("/usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz")
+_PUNCTUATION = re.compile(r"[^\w\s'-]+")
+
+
+def unpunctuated(text: str) -> str:
+    """Lower case, «е» for «ё», punctuation gone, spaces collapsed."""
+    return " ".join(_PUNCTUATION.sub(" ", text.lower().replace("ё", "е")).split())
+
+
+def prompts(lang: str) -> list[str]:
+    """The prompt texts of one Asterisk sound set (``name: text`` lines), two words or more."""
+    path = Path(str(PROMPTS).format(lang=lang))
+    if not path.is_file():
+        return []
+    texts = []
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            name, sep, text = line.partition(":")
+            if sep and not name.startswith(";") and len(text.split()) >= 2:
+                texts.append(text.strip())
+    return texts
+
+
+def report(classifier: PhraseClassifier, name: str, rows: list[EvalRow]) -> None:
+    plain = [replace(r, text=unpunctuated(r.text)) for r in rows]
+    for form, variant in (("written", rows), ("no case/punct", plain)):
+        got = evaluate(classifier, variant)
+        print(
+            f"  {name:<24} {form:<14} macro-F1 {got.macro_f1:.3f}  "
+            f"false alarms {got.false_alarms}/{got.clean_rows}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="*", type=Path, default=DEFAULT_SETS)
+    parser.add_argument("--encoder", default="e5")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as cache:
+        classifier = PhraseClassifier(load_pack(), get_encoder(args.encoder), cache_dir=Path(cache))
+        print(f"encoder {classifier.encoder.name}, {classifier.phrase_count} pack phrases")
+        for path in args.sets:
+            if path.is_file():
+                report(classifier, path.name, load_eval(path))
+            else:
+                print(f"  {path}: not found, skipped")
+        alerts = set(classifier.pack.alert_ids)
+        for lang in ("ru", "en"):
+            texts = prompts(lang)
+            if not texts:
+                print(f"  asterisk prompts ({lang}): not installed, skipped")
+                continue
+            for speaker in (Speaker.AGENT, Speaker.CUSTOMER):
+                found = classifier.classify_batch([Turn(t, speaker, lang) for t in texts])
+                hit = sum(bool({d.category for d in dets} & alerts) for dets in found)
+                print(f"  asterisk prompts ({lang}) as {speaker.value:<8} with an alert: {hit}/{len(texts)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,8 +5,9 @@ The seed articles ask the agent for a real time ("сообщите реальн�
 вечера» and «восстановят линию в ближайшее время» are near neighbours. Whether a turn names a clock time, a
 day, a date or a counted duration is a matter of surface form, so it is found here by patterns that survive
 speech recognition (no case, no punctuation, «е» for «ё», numbers in words or digits); it is a promise when
-the same sentence speaks of the future («приедет», «будет», "will", "'ll"), so opening hours («касса
-работает с восьми до восьми») and a past call («вы звонили в пятницу») are none. A pack category can take
+the same sentence speaks of the future («приедет», «будет», "will", "'ll") and does not hedge («может через
+неделю, может через две»), so opening hours («касса работает с восьми до восьми») and a past call («вы
+звонили в пятницу») are none. A pack category can take
 the cue as evidence for it (``timeline``) or against it (``vague_timeline``); the classifier weighs it with
 everything else, so the cue alone decides nothing.
 """
@@ -88,6 +89,8 @@ class TimeCue:
 
 # English words that put a sentence in the future or make it a commitment
 _EN_FUTURE = frozenset({"will", "ll", "shall", "going", "gonna", "should", "expect", "due", "promise"})
+# Words that take the commitment back: «может через неделю, может через две» is a vague timeline
+_HEDGES = frozenset({"может", "наверное", "возможно", "вроде", "maybe", "might", "perhaps"})
 _SENTENCE_END = re.compile(r"[.!?;]+(?:\s|$)")
 _WORDS = re.compile(r"[^\W\d_]+(?:'[a-z]+)?")
 _CYRILLIC = re.compile(r"[а-я]")
@@ -99,18 +102,21 @@ def promised_times(text: str) -> list[TimeCue]:
     start = 0
     for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
         sentence = text[start:end]
-        if sentence.strip() and _speaks_of_future(sentence):
+        if sentence.strip() and _promises(sentence):
             cues += [TimeCue(c.text, start + c.start, start + c.end) for c in concrete_times(sentence)]
         start = end
     return cues
 
 
-def _speaks_of_future(sentence: str) -> bool:
-    """Whether a Russian verb of the sentence is in the future, or an English word makes it one."""
-    for word in _WORDS.findall(normalise(sentence)):
-        if word in _EN_FUTURE or word.endswith("'ll") or (_CYRILLIC.match(word) and is_future_ru(word)):
-            return True
-    return False
+def _promises(sentence: str) -> bool:
+    """Whether a Russian verb of the sentence is in the future, or an English word makes it one, and no
+    hedge takes it back."""
+    words = _WORDS.findall(normalise(sentence))
+    if _HEDGES.intersection(words):
+        return False
+    return any(
+        w in _EN_FUTURE or w.endswith("'ll") or (_CYRILLIC.match(w) and is_future_ru(w)) for w in words
+    )
 
 
 def concrete_times(text: str) -> list[TimeCue]:

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from models.packs import Cue, CueEffect, PackError, dump_pack, parse_pack
-from models.time_cues import concrete_times
+from models.time_cues import concrete_times, promised_times
 
 CONCRETE = [
     ("Бригада подключит вас в среду после обеда.", "в среду"),
@@ -80,6 +80,17 @@ def test_default_pack_ties_concrete_time_to_timeline_for_and_vague_timeline_agai
     assert default_pack.category("vague_timeline").cues == {Cue.PROMISED_TIME: CueEffect.AGAINST}
     again = parse_pack(dump_pack(default_pack), source="round-trip")
     assert again.category("timeline").cues == default_pack.category("timeline").cues
+
+
+def test_a_hedged_or_past_time_is_no_promise():
+    assert promised_times("Мастер приедет в пятницу к десяти утра.")
+    for text in (
+        "ну может через недельку может через две",
+        "Maybe it'll be done by Friday, maybe not.",
+        "Вы звонили нам вчера в три часа.",
+        "Касса работает с восьми до восьми.",
+    ):
+        assert promised_times(text) == [], text
 
 
 def test_a_promised_time_is_a_timeline_and_points_at_the_time(classifier):

@@ -22,6 +22,7 @@ from models.classifier import PhraseClassifier, Speaker, Turn
 from models.encoders import get_encoder
 from models.evaluation import EvalRow, evaluate, load_eval
 from models.packs import load_pack
+from models.text import normalise
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SETS = [
@@ -36,7 +37,7 @@ _PUNCTUATION = re.compile(r"[^\w\s'-]+")
 
 def unpunctuated(text: str) -> str:
     """Lower case, «е» for «ё», punctuation gone, spaces collapsed."""
-    return " ".join(_PUNCTUATION.sub(" ", text.lower().replace("ё", "е")).split())
+    return " ".join(_PUNCTUATION.sub(" ", normalise(text)).split())
 
 
 def prompts(lang: str) -> list[str]:

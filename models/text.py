@@ -92,8 +92,8 @@ def lemma_ru(word: str) -> str:
 
 @lru_cache(maxsize=200_000)
 def is_future_ru(word: str) -> bool:
-    """Whether a Russian word is, by its first parse, a verb in the future («приедет», «будет»)."""
-    return "futr" in _morph().parse(word)[0].tag
+    """Whether a word is Russian and, by its first parse, a verb in the future («приедет», «будет»)."""
+    return bool(_CYRILLIC.match(word)) and "futr" in _morph().parse(word)[0].tag
 
 
 @lru_cache(maxsize=200_000)

@@ -7,9 +7,8 @@ day, a date or a counted duration is a matter of surface form, so it is found he
 speech recognition (no case, no punctuation, «е» for «ё», numbers in words or digits); it is a promise when
 the same sentence speaks of the future («приедет», «будет», "will", "'ll") and does not hedge («может через
 неделю, может через две»), so opening hours («касса работает с восьми до восьми») and a past call («вы
-звонили в пятницу») are none. A pack category can take
-the cue as evidence for it (``timeline``) or against it (``vague_timeline``); the classifier weighs it with
-everything else, so the cue alone decides nothing.
+звонили в пятницу») are none. A pack category can take the cue as evidence for it (``timeline``) or against
+it (``vague_timeline``); the classifier weighs it with everything else, so the cue alone decides nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from models.text import is_future_ru, normalise
+from models.windows import sentences_of
 
 # Russian number words by stem, in any case («шесть», «шести», «шестью»), and their ordinals («шестое»).
 _RU_NUMBER = (
@@ -91,20 +91,16 @@ class TimeCue:
 _EN_FUTURE = frozenset({"will", "ll", "shall", "going", "gonna", "should", "expect", "due", "promise"})
 # Words that take the commitment back: «может через неделю, может через две» is a vague timeline
 _HEDGES = frozenset({"может", "наверное", "возможно", "вроде", "maybe", "might", "perhaps"})
-_SENTENCE_END = re.compile(r"[.!?;]+(?:\s|$)")
 _WORDS = re.compile(r"[^\W\d_]+(?:'[a-z]+)?")
-_CYRILLIC = re.compile(r"[а-я]")
 
 
 def promised_times(text: str) -> list[TimeCue]:
     """The concrete times of `text` in a sentence that speaks of the future."""
     cues = []
-    start = 0
-    for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
+    for start, end in sentences_of(text):
         sentence = text[start:end]
-        if sentence.strip() and _promises(sentence):
+        if _promises(sentence):
             cues += [TimeCue(c.text, start + c.start, start + c.end) for c in concrete_times(sentence)]
-        start = end
     return cues
 
 
@@ -114,9 +110,7 @@ def _promises(sentence: str) -> bool:
     words = _WORDS.findall(normalise(sentence))
     if _HEDGES.intersection(words):
         return False
-    return any(
-        w in _EN_FUTURE or w.endswith("'ll") or (_CYRILLIC.match(w) and is_future_ru(w)) for w in words
-    )
+    return any(w in _EN_FUTURE or w.endswith("'ll") or is_future_ru(w) for w in words)
 
 
 def concrete_times(text: str) -> list[TimeCue]:

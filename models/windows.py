@@ -105,6 +105,12 @@ def _stretch(text: str, start: int, end: int, run_on: bool = False) -> list[tupl
     return spans
 
 
+def sentences_of(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`; a sentence of fewer than MIN_SENTENCE_WORDS words is
+    joined to its neighbour."""
+    return _pieces(text, 0, len(text), _SENTENCE_END, MIN_SENTENCE_WORDS)
+
+
 def split_windows(text: str) -> list[Window]:
     """The pieces of `text` to classify: a short turn of one clause is one window, the whole of it.
 
@@ -125,7 +131,7 @@ def split_windows(text: str) -> list[Window]:
         spans[whole] = None
     # a long turn is judged by its sentences (a long sentence in word windows): no window across a
     # sentence end, half of one thought and half of another
-    sentences = _pieces(text, 0, len(text), _SENTENCE_END, MIN_SENTENCE_WORDS)
+    sentences = sentences_of(text)
     for sentence in sentences:
         short_sentence = len(_words(text, *sentence)) <= SHORT_TURN_WORDS
         context = whole if n <= SHORT_TURN_WORDS else sentence if short_sentence else None

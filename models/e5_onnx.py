@@ -11,13 +11,13 @@ uint8, weights int8) run on those integer units at several times the float32 rat
 * builds an ONNX graph of the 12 encoder layers + mean pooling from FastE5's already dequantised,
   pre-transposed float32 weights (no second parse of the model file): fused QKV MatMul, scaled
   dot-product attention with an additive mask input, exact-erf GELU, LayerNormalization;
-* quantises the weight matmuls to int8 (per output column) and their inputs to uint8 with **static**
-  scales: each matmul input's range is measured once, at build time, on a fixed calibration set (phrases
-  of the bundled default pack) run through the float graph. Every activation value is then quantised on
-  its own with constants, so a text's embedding does not depend on what else is in its batch (same turn,
-  same labels, in any file); dynamic quantisation (``DynamicQuantizeLinear``) would share one scale
-  across the whole batch. Values beyond the calibrated range saturate. The attention matmuls, whose both
-  inputs are activations, stay float32;
+* quantises the weight matmuls to int8 (per output column) and their inputs to uint8 with **static** scales:
+  each matmul input's range is measured once, at build time, on a fixed calibration set (400 call phrases
+  frozen in ``data/e5_calibration.txt``) run through the float graph. Every activation value is then
+  quantised on its own with constants, so a text's embedding does not depend on what else is in its batch
+  (same turn, same labels, in any file); dynamic quantisation (``DynamicQuantizeLinear``) would share one
+  scale across the whole batch. Values beyond the calibrated range saturate. The attention matmuls, whose
+  both inputs are activations, stay float32;
 * caches the result as a file named by a digest of the source model's path/size/mtime, the builder
   version, the quantisation settings and the calibration texts, written atomically (tmp file +
   ``os.replace``), so only the first use pays for the build (~5 s, most of it the calibration);
@@ -37,7 +37,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import re
 import tempfile
 import threading
@@ -68,10 +67,10 @@ _DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 _TOKEN_BUDGET = 512
 # A batch closes when padding would exceed this fraction of its real tokens (sorted lengths: rarely hit).
 _MAX_PAD_FRACTION = 0.15
-# Calibration: this many phrases of the bundled default pack (shuffled with a fixed seed) set each
-# matmul input's static range. More phrases widen the ranges a little and lengthen the one-off build.
-_CALIBRATION_PHRASES = 400
-_CALIBRATION_SEED = 5
+# Calibration: these call phrases (400, Russian and English) set each matmul input's static range. They
+# were drawn once from the default pack and frozen in a file of their own, so that editing the pack never
+# changes the encoder (and with it every embedding and threshold) under the trainer's feet.
+_CALIBRATION_FILE = Path(__file__).with_name("data") / "e5_calibration.txt"
 
 
 def _import_onnx() -> Any:
@@ -386,18 +385,12 @@ def _build_graph(fast: FastE5, matmul: WeightMatmul) -> Any:
 
 
 def _calibration_texts() -> list[str]:
-    """The fixed calibration set: ``_CALIBRATION_PHRASES`` distinct phrases of the bundled default pack
-    (examples, counter-examples, neutral turns; Russian and English), in a seeded random order."""
-    from models.packs import load_pack
-
-    pack = load_pack()
-    phrases = {phrase for _, phrase in pack.neutral.items()}
-    for category in pack.categories:
-        phrases.update(phrase for _, phrase in category.examples.items())
-        phrases.update(phrase for _, phrase in category.counter_examples.items())
-    ordered = sorted(phrases)
-    random.Random(_CALIBRATION_SEED).shuffle(ordered)
-    return ordered[:_CALIBRATION_PHRASES]
+    """The fixed calibration set (``data/e5_calibration.txt``: one phrase per line, ``#`` comments)."""
+    try:
+        lines = _CALIBRATION_FILE.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EncoderLoadError(f"cannot read the calibration texts {_CALIBRATION_FILE}: {exc}") from exc
+    return [line for line in lines if line.strip() and not line.startswith("#")]
 
 
 class OnnxE5:

@@ -8,6 +8,7 @@ dir, reused (not rewritten) from a populated one; a missing onnxruntime gives a 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -178,3 +179,29 @@ def test_weights_fit_the_cpus_integer_products(onnx_e5: OnnxE5) -> None:
     assert np.abs(q7).max() == 63 and np.abs(q8).max() == 127
     assert 255 * 63 * 2 <= np.iinfo(np.int16).max < 255 * 127 * 2
     assert np.abs(q7 * scale7 - weights).max() <= scale7.max() / 2 + 1e-6
+
+
+def test_calibration_texts_do_not_follow_the_default_pack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quantisation ranges come from a frozen file, not from the bundled pack: editing the pack must
+    not rebuild the encoder and so move every embedding and threshold (it did, by up to 0.02 per value,
+    when a pack edit added 56 phrases)."""
+    import models.e5_onnx as e5_onnx
+    import models.packs as packs
+
+    before = e5_onnx._calibration_texts()
+
+    def no_pack(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder read the phrase pack")
+
+    monkeypatch.setattr(packs, "load_pack", no_pack)
+    assert e5_onnx._calibration_texts() == before
+    assert len(before) == 400 and len(set(before)) == 400
+    assert any(re.search("[а-яё]", t) for t in before) and any(re.search("[a-z]", t) for t in before)
+
+
+def test_missing_calibration_file_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import models.e5_onnx as e5_onnx
+
+    monkeypatch.setattr(e5_onnx, "_CALIBRATION_FILE", tmp_path / "gone.txt")
+    with pytest.raises(EncoderLoadError, match="gone.txt"):
+        e5_onnx._calibration_texts()

@@ -4,15 +4,19 @@ For each labelled set: macro-F1 and false alarms on the rows as written, and on 
 recogniser that writes no case and no punctuation would give them («Это возмутительно!» -> «это
 возмутительно»). Then the false alarms on text that should raise nothing: every prompt of Asterisk's
 Russian and English sound sets (Debian's asterisk-core-sounds-ru/-en transcripts), judged as said by
-the agent and by the customer. Prints its figures; it is not a test.
+the agent and by the customer. With ``--audio N``, also N of those prompts per language as recordings
+(Debian's asterisk-core-sounds-{ru,en}-wav, 8 kHz): heard by the bundled Whisper with the audit's
+settings, silence hallucinations dropped, the text judged the same two ways. Prints its figures; it is
+not a test.
 
-    python bench/bench_robustness.py [EVAL.jsonl ...] [--encoder e5]
+    python bench/bench_robustness.py [EVAL.jsonl ...] [--encoder e5] [--audio 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import random
 import re
 import tempfile
 from dataclasses import replace
@@ -32,6 +36,10 @@ DEFAULT_SETS = [
     REPO / "bench" / "data" / "check-ru-en.jsonl",
 ]
 PROMPTS = Path("/usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz")
+RECORDINGS = {
+    "ru": Path("/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU"),
+    "en": Path("/usr/share/asterisk/sounds/en_US_f_Allison"),
+}
 _PUNCTUATION = re.compile(r"[^\w\s'-]+")
 
 
@@ -64,10 +72,45 @@ def report(classifier: PhraseClassifier, name: str, rows: list[EvalRow]) -> None
         )
 
 
+def flagged(classifier: PhraseClassifier, texts: list[str], lang: str) -> dict[Speaker, list[str]]:
+    """Per side, the texts that raise an alert when that side says them."""
+    alerts = set(classifier.pack.alert_ids)
+    found = {}
+    for speaker in (Speaker.AGENT, Speaker.CUSTOMER):
+        judged = classifier.classify_batch([Turn(t, speaker, lang) for t in texts])
+        found[speaker] = [
+            t for t, dets in zip(texts, judged, strict=True) if {d.category for d in dets} & alerts
+        ]
+    return found
+
+
+def heard_prompts(lang: str, count: int, seed: int = 0) -> list[str]:
+    """What Whisper hears in `count` randomly chosen prompt recordings of one language (none if the
+    sound set is not installed): the audit's long-form settings, hallucinations dropped."""
+    from audio.decode import decode_file
+    from models.audit import transcribe_channel
+    from models.hallucinations import HallucinationFilter
+    from models.whisper_model import load_whisper
+
+    files = sorted(RECORDINGS[lang].glob("*.wav")) if RECORDINGS[lang].is_dir() else []
+    if not files:
+        return []
+    chosen = random.Random(seed).sample(files, min(count, len(files)))
+    model, keep = load_whisper(), HallucinationFilter()
+    texts = []
+    for path in chosen:
+        heard, _ = transcribe_channel(model, decode_file(path, sample_rate=16000, mono=True).samples[0], lang)
+        text = " ".join(s.text for s in keep.keep(h.segment for h in heard))
+        if text:
+            texts.append(text)
+    return texts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="*", type=Path, default=DEFAULT_SETS)
     parser.add_argument("--encoder", default="e5")
+    parser.add_argument("--audio", type=int, default=0, help="prompt recordings per language to transcribe")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         classifier = PhraseClassifier(load_pack(), get_encoder(args.encoder), cache_dir=Path(cache))
@@ -77,16 +120,24 @@ def main() -> None:
                 report(classifier, path.name, load_eval(path))
             else:
                 print(f"  {path}: not found, skipped")
-        alerts = set(classifier.pack.alert_ids)
         for lang in ("ru", "en"):
             texts = prompts(lang)
             if not texts:
                 print(f"  asterisk prompts ({lang}): not installed, skipped")
                 continue
-            for speaker in (Speaker.AGENT, Speaker.CUSTOMER):
-                found = classifier.classify_batch([Turn(t, speaker, lang) for t in texts])
-                hit = sum(bool({d.category for d in dets} & alerts) for dets in found)
-                print(f"  asterisk prompts ({lang}) as {speaker.value:<8} with an alert: {hit}/{len(texts)}")
+            for speaker, hits in flagged(classifier, texts, lang).items():
+                share = f"{len(hits)}/{len(texts)}"
+                print(f"  asterisk prompts ({lang}) as {speaker.value:<8} with an alert: {share}")
+        for lang in ("ru", "en") if args.audio else ():
+            texts = heard_prompts(lang, args.audio)
+            if not texts:
+                print(f"  asterisk recordings ({lang}): not installed, skipped")
+                continue
+            for speaker, hits in flagged(classifier, texts, lang).items():
+                share = f"{len(hits)}/{len(texts)}"
+                print(f"  asterisk recordings ({lang}) heard, as {speaker.value:<8} with an alert: {share}")
+                for text in hits:
+                    print(f"      {text}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from models.encoders import Encoder
 from models.lexical import LexicalHit, LexicalIndex
 from models.packs import Category, Cue, CueEffect, Kind, PhrasePack, Side
 from models.probe import fit_probe, out_of_fold
-from models.text import tokenize
+from models.text import Token, tokenize
 from models.thresholds import THRESHOLD_BAND, calibrate_threshold
 from models.time_cues import TimeCue, promised_times
 from models.windows import Window, split_windows
@@ -50,6 +50,8 @@ LEXICAL_STRONG = 0.6  # lexical coverage below this is no evidence either way
 CUE_WEIGHT = 0.25  # how far a cue the pack ties to a category (a promised time) moves its score
 CONTEXT_WEIGHT = 0.3  # a clause or word window is judged with its context: its score, blended with the turn's
 CLOSER_LOOK = 0.15  # a turn's pieces are judged when it comes this near a threshold it does not reach
+SHORT_WORDS = 3  # a window of this many words or fewer is short: its embedding says little
+SHORT_MARGIN = 0.05  # how far a short window must clear a threshold without a near-literal example
 SCORE_SLOPE = 12.0  # maps the margin over a category's threshold to a 0-1 score (0.5 at the threshold)
 # An alert needs an example of its category at least as near as this share of the pack's own alert
 # examples have a sibling example (see PhraseClassifier._similarity_floor).
@@ -208,13 +210,34 @@ class PhraseClassifier:
         # scores (per window, these small NumPy calls cost more in overhead than in arithmetic)
         probe = self._probe.scores(vectors)
         margins, reach = self._nearest_margins(vectors @ self._embeddings.T)
-        lexes = [self._lexical.match(tokenize(w.text), LEXICAL_STRONG) for _, w in windows]
+        tokens = [tokenize(w.text) for _, w in windows]
+        lexes = [self._lexical.match(words, LEXICAL_STRONG) for words in tokens]
         cues = [self._find_cues(w.text) for _, w in windows]
         raws = self._combine(
             probe, np.stack([self._lexical_best(lex) for lex in lexes]), margins, self._cue_evidence(cues)
         )
+        raws -= SHORT_MARGIN * self._brevity(tokens, lexes)
         for i, (ti, window) in enumerate(windows):
             judged[ti][window.start, window.end] = _Judged(raws[i], vectors[i], lexes[i], reach[i], cues[i])
+
+    def _brevity(self, tokens: list[list[Token]], lexes: list[dict[int, LexicalHit]]) -> np.ndarray:
+        """(n_windows, n_categories): 1 where a window is short (SHORT_WORDS words or fewer) and no
+        example of the category matches it near-literally, else 0.
+
+        Two or three words give the encoder little to go on, and their embeddings lie near many things: a
+        menu fragment («других участников», "You entered.", "Do not disturb.") came within a few hundredths
+        of a threshold as often as a real two-word alert. A short text is still an alert when it is said
+        the way an example is («Сами виноваты.»), or when it clears the threshold by SHORT_MARGIN
+        («Это возмутительно!»). Inference only: the thresholds are calibrated on the scores without it."""
+        short = np.zeros((len(tokens), len(self.categories)))
+        for i, (words, lex) in enumerate(zip(tokens, lexes, strict=True)):
+            if len(words) > SHORT_WORDS:
+                continue
+            short[i] = 1.0
+            for ref, hit in lex.items():
+                if self._ref_role_list[ref] == _ROLE_EXAMPLE and hit.score >= LEXICAL_STRONG:
+                    short[i, self._ref_category_list[ref]] = 0.0
+        return short
 
     @staticmethod
     def _cap_by_sentences(windows: list[Window], judged: dict[tuple[int, int], _Judged]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from models.classifier import Speaker, Turn
+from models.text import tokenize
 
 AGENT, CUSTOMER, UNKNOWN = Speaker.AGENT, Speaker.CUSTOMER, Speaker.UNKNOWN
 
@@ -150,3 +151,28 @@ def test_text_far_from_every_example_raises_no_alert(classifier):
         assert flagged(), "the prompts no longer test the floor"
     finally:
         classifier._floor = floor
+
+
+def test_a_short_text_needs_a_margin_unless_said_like_an_example(classifier, monkeypatch):
+    """Two or three words give the encoder little to go on (menu fragments like "You entered." came near
+    thresholds as often as real alerts), so a window of SHORT_WORDS words or fewer must clear a threshold
+    by SHORT_MARGIN, unless an example of the category matches it near-literally. Checked with a margin
+    large enough to see: the short paraphrase drops, the near-literal short text and the longer turn stay."""
+    import models.classifier as module
+
+    lecturing = classifier.categories.index(classifier.category("lecturing_customer"))
+    texts = ["Успокойтесь уже.", "Кошмар какой-то!", "ну это просто кошмар какой-то"]
+    tokens = [tokenize(t) for t in texts]
+    lexes = [classifier._lexical.match(t, module.LEXICAL_STRONG) for t in tokens]
+    short = classifier._brevity(tokens, lexes)
+    assert short[0, lecturing] == 0.0 and short[0].sum() == len(classifier.categories) - 1
+    assert short[1].all() and not short[2].any()
+
+    def alerts(text: str, speaker: Speaker) -> set[str]:
+        return {d.category for d in classifier.classify(text, speaker)} & set(classifier.pack.alert_ids)
+
+    assert "customer_complaint" in alerts("Кошмар какой-то!", CUSTOMER)
+    monkeypatch.setattr(module, "SHORT_MARGIN", 0.5)
+    assert "customer_complaint" not in alerts("Кошмар какой-то!", CUSTOMER)
+    assert "lecturing_customer" in alerts("Успокойтесь уже.", AGENT)
+    assert "customer_complaint" in alerts("Ну это просто кошмар какой-то, третий день без света!", CUSTOMER)

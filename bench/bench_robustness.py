@@ -87,7 +87,7 @@ def flagged(classifier: PhraseClassifier, texts: list[str], lang: str) -> dict[S
 def heard_prompts(lang: str, count: int, seed: int = 0) -> list[str]:
     """What Whisper hears in `count` randomly chosen prompt recordings of one language (none if the
     sound set is not installed): the audit's long-form settings, hallucinations dropped."""
-    from audio.decode import decode_file
+    from audio.decode import AudioDecodeError, decode_file
     from models.audit import transcribe_channel
     from models.hallucinations import HallucinationFilter
     from models.whisper_model import load_whisper
@@ -99,7 +99,12 @@ def heard_prompts(lang: str, count: int, seed: int = 0) -> list[str]:
     model, keep = load_whisper(), HallucinationFilter()
     texts = []
     for path in chosen:
-        heard, _ = transcribe_channel(model, decode_file(path, sample_rate=16000, mono=True).samples[0], lang)
+        try:
+            samples = decode_file(path, sample_rate=16000, mono=True).samples[0]
+        except AudioDecodeError as exc:  # a few prompt files of the sound sets hold no audio
+            print(f"  skipped {exc}")
+            continue
+        heard, _ = transcribe_channel(model, samples, lang)
         text = " ".join(s.text for s in keep.keep(h.segment for h in heard))
         if text:
             texts.append(text)

@@ -84,6 +84,17 @@ def flagged(classifier: PhraseClassifier, texts: list[str], lang: str) -> dict[S
     return found
 
 
+def show(classifier: PhraseClassifier, name: str, texts: list[str], lang: str, listed: bool = True) -> None:
+    """Print how many of `texts` raise an alert said by each side (and, if `listed`, which)."""
+    if not texts:
+        print(f"  {name}: not installed, skipped")
+        return
+    for speaker, hits in flagged(classifier, texts, lang).items():
+        print(f"  {name} as {speaker.value:<8} with an alert: {len(hits)}/{len(texts)}")
+        for text in hits if listed else ():
+            print(f"      {text}")
+
+
 def heard_prompts(lang: str, count: int, seed: int = 0) -> list[str]:
     """What Whisper hears in `count` randomly chosen prompt recordings of one language (none if the
     sound set is not installed): the audit's long-form settings, hallucinations dropped."""
@@ -126,23 +137,9 @@ def main() -> None:
             else:
                 print(f"  {path}: not found, skipped")
         for lang in ("ru", "en"):
-            texts = prompts(lang)
-            if not texts:
-                print(f"  asterisk prompts ({lang}): not installed, skipped")
-                continue
-            for speaker, hits in flagged(classifier, texts, lang).items():
-                share = f"{len(hits)}/{len(texts)}"
-                print(f"  asterisk prompts ({lang}) as {speaker.value:<8} with an alert: {share}")
+            show(classifier, f"asterisk prompts ({lang})", prompts(lang), lang, listed=False)
         for lang in ("ru", "en") if args.audio else ():
-            texts = heard_prompts(lang, args.audio)
-            if not texts:
-                print(f"  asterisk recordings ({lang}): not installed, skipped")
-                continue
-            for speaker, hits in flagged(classifier, texts, lang).items():
-                share = f"{len(hits)}/{len(texts)}"
-                print(f"  asterisk recordings ({lang}) heard, as {speaker.value:<8} with an alert: {share}")
-                for text in hits:
-                    print(f"      {text}")
+            show(classifier, f"asterisk recordings ({lang}) heard", heard_prompts(lang, args.audio), lang)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,7 @@ class PhraseClassifier:
         menu fragment («других участников», "You entered.", "Do not disturb.") came within a few hundredths
         of a threshold as often as a real two-word alert. A short text is still an alert when it is said
         the way an example is («Сами виноваты.»), or when it clears the threshold by SHORT_MARGIN
-        («Это возмутительно!»). Inference only: the thresholds are calibrated on the scores without it."""
+        («Кошмар какой-то!»). Inference only: the thresholds are calibrated on the scores without it."""
         short = np.zeros((len(tokens), len(self.categories)))
         for i, (words, lex) in enumerate(zip(tokens, lexes, strict=True)):
             if len(words) > SHORT_WORDS:

@@ -56,10 +56,12 @@ class E5Encoder:
                     from models.e5_onnx import BUILDER_VERSION, OnnxE5
 
                     self._model = OnnxE5(cache_dir=cache_dir)
-                    # the name keys cached pack embeddings: a new quantisation recipe, or the 7-bit
-                    # weights of a CPU without VNNI, must not reuse them
+                    # the name keys cached pack embeddings: whatever makes another quantised model (a
+                    # new recipe, the 7-bit weights of a CPU without VNNI, another onnxruntime, other
+                    # calibration texts) must not reuse them, so it ends with that model's own digest
                     bits = "" if self._model.bits == 8 else f"-w{self._model.bits}"
-                    self.name = f"e5-int8-v{BUILDER_VERSION}{bits}"
+                    digest = self._model.onnx_path.stem.rsplit("-", 1)[-1][:8]
+                    self.name = f"e5-int8-v{BUILDER_VERSION}{bits}-{digest}"
                     # statically quantised activations: a turn's embedding does not depend on what else
                     # is in its batch (same turn, same labels), so turns are batched
                     batch_size = 64

@@ -205,3 +205,21 @@ def test_missing_calibration_file_is_a_typed_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(e5_onnx, "_CALIBRATION_FILE", tmp_path / "gone.txt")
     with pytest.raises(EncoderLoadError, match="gone.txt"):
         e5_onnx._calibration_texts()
+
+
+def test_another_quantised_model_gets_another_encoder_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: Path, onnx_e5: OnnxE5
+) -> None:
+    """The encoder's name keys the cached pack embeddings, so a model quantised differently (here: on
+    other calibration texts) must not share it, or its phrase vectors would be mixed with stale ones."""
+    import models.e5_onnx as e5_onnx
+    from models.encoders import E5Encoder
+
+    same = E5Encoder("int8", cache_dir=cache_dir)
+    texts = tmp_path / "calibration.txt"
+    texts.write_text("\n".join(SENTENCES), encoding="utf-8")
+    monkeypatch.setattr(e5_onnx, "_CALIBRATION_FILE", texts)
+    other = E5Encoder("int8", cache_dir=tmp_path / "cache")
+    assert same.name.startswith("e5-int8-v") and other.name.startswith("e5-int8-v")
+    assert same.name != other.name
+    assert E5Encoder("int8", cache_dir=tmp_path / "cache").name == other.name

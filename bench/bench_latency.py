@@ -131,6 +131,8 @@ class ServerTimings:
     final_wait: list[tuple[float, float]] = field(default_factory=list)  # (audio seconds, queue+compute)
     judge: list[float] = field(default_factory=list)
     early_hits: int = 0  # finals whose text was started before the endpointer declared them
+    pool: Any = None  # the engine's TranscriptionPool (its counts of jobs run, by kind)
+    pool_before: Any = None  # its stats when the figures were last cleared
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def clear(self) -> None:
@@ -139,6 +141,20 @@ class ServerTimings:
             self.final_wait.clear()
             self.judge.clear()
             self.early_hits = 0
+            self.pool_before = self.pool.stats() if self.pool is not None else None
+
+    def pool_jobs(self) -> str:
+        """Jobs the pool ran since the last clear, by kind, and guesses it never ran."""
+        if self.pool is None or self.pool_before is None:
+            return ""
+        now, before = self.pool.stats(), self.pool_before
+        ran = {kind: n - before.ran.get(kind, 0) for kind, n in now.ran.items()}
+        dropped = now.guesses_dropped - before.guesses_dropped
+        return (
+            f"{ran.get('final', 0)} finals (a guess that was still waiting when its turn ended runs as one), "
+            f"{ran.get('guess', 0)} guesses run ahead of their turn's end, {dropped} dropped before they "
+            f"ran, {ran.get('preview', 0)} previews"
+        )
 
 
 class _FinalWaitHandler(logging.Handler):
@@ -161,6 +177,7 @@ class _FinalWaitHandler(logging.Handler):
 def _instrument(engine: Any, timings: ServerTimings) -> None:
     """Time the engine's transcription jobs and classifications (instrumentation only, same behaviour)."""
     pool = engine.pool
+    timings.pool = pool
 
     def timed(run: Any, turns: Any, audio_seconds: Any) -> Any:
         def timed_run(*args: Any) -> Any:
@@ -501,6 +518,7 @@ def server_figures(timings: ServerTimings) -> dict[str, str]:
 
     return {
         "whisper jobs": f"{turns}: {len(waits)} finals, {turns - len(waits)} others (partial, early, unused)",
+        "whisper jobs by kind": timings.pool_jobs(),
         "whisper runs": f"{len(jobs)}, {batches} batched ({turns / max(1, len(jobs)):.1f} turns on average)",
         "whisper compute per run": spread([c for _, _, c in jobs]),
         "final: audio length": spread([a for a, _ in waits]),

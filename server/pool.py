@@ -6,6 +6,12 @@ that talks a lot cannot starve the others. Final turns always go before partial 
 declined when finals are waiting or when taking one would leave no worker free for a final: a partial is a
 preview, a final is what the agent is prompted on and what is stored.
 
+Between the two sit guesses: turns that have just gone quiet and are transcribed ahead of their end, so
+their text is ready when the endpointer declares them. Many are wasted (in the 8-call latency bench about
+half: the speaker pauses mid-turn and goes on), so a guess never goes before a finished turn: it waits
+until no final does, and a guess still waiting when its turn is declared finished is promoted to a final
+(:meth:`promote`). A guess the speaker outran is cancelled and leaves the line without running.
+
 With ``max_batch`` above 1, a worker that finds several finals waiting takes up to that many (still
 round-robin across calls) and transcribes them in one batch, each turn handed back as soon as it is
 decided. Whisper decodes four turns in about 1.6x the time of one, but they are encoded together first;
@@ -19,10 +25,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -42,12 +49,20 @@ class PoolClosedError(RuntimeError):
     """The pool was shut down; no more jobs are taken."""
 
 
-@dataclass
+class JobKind(StrEnum):
+    """How much a transcription job matters, highest first; the pool runs them in this order."""
+
+    FINAL = "final"  # a finished turn: always run
+    GUESS = "guess"  # a turn that has probably finished, transcribed ahead of its end
+    PREVIEW = "preview"  # a partial transcript of a turn still being spoken
+
+
+@dataclass(eq=False)  # a job is itself: comparing fields would compare the audio arrays
 class _Job:
     call_id: str
     samples: np.ndarray
     language: str | None
-    final: bool
+    kind: JobKind
     future: Future[list[Segment]] = field(default_factory=Future)
 
 
@@ -61,6 +76,9 @@ class PoolStats:
     queued_partials: int
     running: int
     done: int
+    queued_guesses: int = 0
+    ran: dict[str, int] = field(default_factory=dict)  # jobs a worker took (to run), by JobKind
+    guesses_dropped: int = 0  # guesses cancelled before they ran
 
 
 class TranscriptionPool:
@@ -90,10 +108,12 @@ class TranscriptionPool:
         self._transcribe_batch = transcribe_batch
         self._cond = threading.Condition()
         self._finals: OrderedDict[str, deque[_Job]] = OrderedDict()  # call id -> its waiting finals
+        self._guesses: OrderedDict[str, deque[_Job]] = OrderedDict()  # call id -> its waiting guesses
         self._partials: OrderedDict[str, _Job] = OrderedDict()  # call id -> its newest waiting partial
         self._running = 0
-        self._running_partials = 0
         self._done = 0
+        self._ran: Counter[str] = Counter()
+        self._dropped = 0
         self._closed = False
         self._threads = [
             threading.Thread(target=self._work, name=f"transcribe-{i}", daemon=True) for i in range(workers)
@@ -103,14 +123,49 @@ class TranscriptionPool:
 
     # -- submitting ---------------------------------------------------------------------------------------
 
-    def submit(self, call_id: str, samples: np.ndarray, language: str | None) -> Future[list[Segment]]:
-        """Queue a final turn; it is always run, in round-robin order across calls."""
-        job = _Job(call_id, samples, language, final=True)
+    def submit(
+        self, call_id: str, samples: np.ndarray, language: str | None, *, guess: bool = False
+    ) -> Future[list[Segment]]:
+        """Queue a final turn; it is always run, in round-robin order across calls.
+
+        ``guess``: the turn has probably (not surely) finished; it runs only when no final waits, unless
+        :meth:`promote` makes it a final, and it does not count towards :attr:`overloaded`."""
+        job = _Job(call_id, samples, language, JobKind.GUESS if guess else JobKind.FINAL)
         with self._cond:
             self._check_open()
-            self._finals.setdefault(call_id, deque()).append(job)
+            queue = self._guesses if guess else self._finals
+            queue.setdefault(call_id, deque()).append(job)
             self._cond.notify()
+        if guess:
+            job.future.add_done_callback(lambda future: self._forget(job) if future.cancelled() else None)
         return job.future
+
+    def promote(self, future: Future[list[Segment]]) -> None:
+        """The guess behind `future` turned out to be a finished turn: if it still waits, it now waits as a
+        final (at the back of its call's finals). Nothing happens to a guess already running or done."""
+        with self._cond:
+            job = self._unqueue_guess(lambda j: j.future is future)
+            if job is not None:
+                job.kind = JobKind.FINAL
+                self._finals.setdefault(job.call_id, deque()).append(job)
+                self._cond.notify()
+
+    def _forget(self, job: _Job) -> None:
+        """A guess was cancelled (its speaker went on): out of the line at once, so it holds up nothing."""
+        with self._cond:
+            if self._unqueue_guess(lambda j: j is job) is not None:
+                self._dropped += 1
+
+    def _unqueue_guess(self, match: Callable[[_Job], bool]) -> _Job | None:
+        """Take the waiting guess that `match`es out of the line (None when none does); under the lock."""
+        for call_id, jobs in self._guesses.items():
+            job = next((j for j in jobs if match(j)), None)
+            if job is not None:
+                jobs.remove(job)
+                if not jobs:
+                    del self._guesses[call_id]
+                return job
+        return None
 
     def submit_partial(
         self, call_id: str, samples: np.ndarray, language: str | None
@@ -123,10 +178,10 @@ class TranscriptionPool:
         """
         with self._cond:
             self._check_open()
-            busy = self._running + len(self._partials)
+            busy = self._running + len(self._partials) + self._queued(self._guesses)
             if self._queued_finals() or busy >= max(1, self.workers - 1):
                 return None
-            job = _Job(call_id, samples, language, final=False)
+            job = _Job(call_id, samples, language, JobKind.PREVIEW)
             stale = self._partials.pop(call_id, None)
             if stale is not None:
                 stale.future.set_result([])
@@ -154,14 +209,20 @@ class TranscriptionPool:
                 len(self._partials),
                 self._running,
                 self._done,
+                self._queued(self._guesses),
+                dict(self._ran),
+                self._dropped,
             )
 
     def close(self) -> None:
         """Stop taking jobs, fail the waiting ones, and let running ones finish."""
         with self._cond:
             self._closed = True
-            waiting = [job for jobs in self._finals.values() for job in jobs] + list(self._partials.values())
+            queues = (self._finals, self._guesses)
+            waiting = [job for queue in queues for jobs in queue.values() for job in jobs]
+            waiting += self._partials.values()
             self._finals.clear()
+            self._guesses.clear()
             self._partials.clear()
             self._cond.notify_all()
         for job in waiting:
@@ -176,32 +237,41 @@ class TranscriptionPool:
             raise PoolClosedError("the transcription pool is shut down")
 
     def _queued_finals(self) -> int:
-        return sum(len(jobs) for jobs in self._finals.values())
+        return self._queued(self._finals)
+
+    @staticmethod
+    def _queued(queue: OrderedDict[str, deque[_Job]]) -> int:
+        return sum(len(jobs) for jobs in queue.values())
 
     def _next_jobs(self) -> list[_Job]:
         """Up to ``max_batch`` finals, taken round-robin across calls (each call's oldest first, then it
-        goes to the back of the line), else the oldest partial alone; [] once closed."""
+        goes to the back of the line), else the next guess alone (taken the same way), else the oldest
+        partial alone; [] once closed."""
         with self._cond:
             while not self._closed:
                 if self._finals:
-                    jobs = [self._pop_final() for _ in range(min(self.max_batch, self._queued_finals()))]
-                    self._running += len(jobs)
-                    return jobs
-                if self._partials:
-                    _, job = self._partials.popitem(last=False)
-                    self._running += 1
-                    self._running_partials += 1
-                    return [job]
-                self._cond.wait()
+                    taken = min(self.max_batch, self._queued_finals())
+                    jobs = [self._pop(self._finals) for _ in range(taken)]
+                elif self._guesses:
+                    jobs = [self._pop(self._guesses)]
+                elif self._partials:
+                    jobs = [self._partials.popitem(last=False)[1]]
+                else:
+                    self._cond.wait()
+                    continue
+                self._running += len(jobs)
+                self._ran.update(job.kind.value for job in jobs)
+                return jobs
             return []
 
-    def _pop_final(self) -> _Job:
-        """The oldest final of the call at the front of the line; that call goes to the back."""
-        call_id, jobs = next(iter(self._finals.items()))
+    @staticmethod
+    def _pop(queue: OrderedDict[str, deque[_Job]]) -> _Job:
+        """The oldest job of the call at the front of the line; that call goes to the back."""
+        call_id, jobs = next(iter(queue.items()))
         job = jobs.popleft()
-        del self._finals[call_id]
+        del queue[call_id]
         if jobs:
-            self._finals[call_id] = jobs
+            queue[call_id] = jobs
         return job
 
     def _work(self) -> None:
@@ -212,7 +282,6 @@ class TranscriptionPool:
                 with self._cond:
                     self._running -= len(jobs)
                     self._done += len(jobs)
-                    self._running_partials -= sum(not job.final for job in jobs)
 
     def _run(self, jobs: list[_Job]) -> None:
         """Transcribe `jobs` (one, or a batch of finals) and settle their futures, each as soon as its

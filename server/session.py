@@ -203,6 +203,8 @@ class CallSession:
                 if future is None:
                     early = False
                     future = pool.submit(self.call_id, piece.samples, self._language)
+                else:
+                    pool.promote(future)  # a guess still waiting is now a final
                 futures.append(future)
             self._cancel_early(turn.channel, before=turn.utterance.end)  # guesses the speaker outran
             self._finals.put_nowait(_Final(turn, futures, time.perf_counter(), early))
@@ -309,7 +311,9 @@ class CallSession:
             key = piece_key(turn.channel, turn.utterance)
             self._cancel_early(turn.channel, start=key[1])  # an earlier guess at the same piece
             if turn.kept or pool.queued() < pool.workers:  # a kept piece is needed in any case
-                self._early[key] = pool.submit(self.call_id, turn.utterance.samples, self._language)
+                self._early[key] = pool.submit(
+                    self.call_id, turn.utterance.samples, self._language, guess=not turn.kept
+                )
 
     # -- partial previews -------------------------------------------------------------------------------
 

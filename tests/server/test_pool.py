@@ -89,6 +89,48 @@ def test_finals_go_before_partials_and_partials_are_declined_when_finals_wait():
         pool.close()
 
 
+def test_guesses_wait_for_finals_a_promoted_guess_is_a_final_and_a_cancelled_one_never_runs():
+    """While the worker is busy: call a queues two guesses (the second one promoted: its turn ended),
+    call b a guess the test cancels (its speaker went on), call c a final. The final and the promoted
+    guess run first, in call order; the other guess of a after them; b's never, and it leaves the line
+    at once. A guess is not a waiting final: it makes no overload."""
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=1, capacity=1)
+    try:
+        busy = pool.submit("z", _audio(), "final-z")
+        assert gate.started.acquire(timeout=10)
+        a1 = pool.submit("a", _audio(), "guess-a1", guess=True)
+        a2 = pool.submit("a", _audio(), "guess-a2", guess=True)
+        b1 = pool.submit("b", _audio(), "guess-b1", guess=True)
+        assert pool.queued() == 0 and pool.stats().queued_guesses == 3 and not pool.overloaded
+        c1 = pool.submit("c", _audio(), "final-c1")
+        pool.promote(a2)
+        assert b1.cancel()
+        stats = pool.stats()
+        assert pool.queued() == 2 and stats.queued_guesses == 1 and stats.guesses_dropped == 1
+        gate.run(4)
+        _wait([busy, c1, a2, a1])
+        assert gate.order == ["final-z", "final-c1", "guess-a2", "guess-a1"]
+        assert pool.stats().ran == {"final": 3, "guess": 1}
+    finally:
+        pool.close()
+
+
+def test_promoting_a_guess_that_already_ran_changes_nothing():
+    gate = Gate()
+    pool = TranscriptionPool(gate, workers=1, capacity=4)
+    try:
+        guess = pool.submit("a", _audio(), "guess", guess=True)
+        assert gate.started.acquire(timeout=10)
+        pool.promote(guess)  # it runs already: nothing to move
+        assert pool.queued() == 0
+        gate.run(1)
+        assert guess.result(timeout=10)[0].text == "guess"
+        assert pool.stats().ran == {"guess": 1}
+    finally:
+        pool.close()
+
+
 def test_a_worker_is_always_left_for_finals():
     """With 2 workers only one preview runs at a time; a final submitted then starts at once."""
     gate = Gate()

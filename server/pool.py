@@ -137,29 +137,32 @@ class TranscriptionPool:
             queue.setdefault(call_id, deque()).append(job)
             self._cond.notify()
         if guess:
-            job.future.add_done_callback(lambda future: self._forget(job) if future.cancelled() else None)
+            job.future.add_done_callback(self._forget)
         return job.future
 
     def promote(self, future: Future[list[Segment]]) -> None:
         """The guess behind `future` turned out to be a finished turn: if it still waits, it now waits as a
         final (at the back of its call's finals). Nothing happens to a guess already running or done."""
         with self._cond:
-            job = self._unqueue_guess(lambda j: j.future is future)
+            job = self._unqueue_guess(future)
             if job is not None:
                 job.kind = JobKind.FINAL
                 self._finals.setdefault(job.call_id, deque()).append(job)
                 self._cond.notify()
 
-    def _forget(self, job: _Job) -> None:
-        """A guess was cancelled (its speaker went on): out of the line at once, so it holds up nothing."""
+    def _forget(self, future: Future[list[Segment]]) -> None:
+        """A guess that was cancelled (its speaker went on) leaves the line at once: it holds up nothing."""
+        if not future.cancelled():
+            return
         with self._cond:
-            if self._unqueue_guess(lambda j: j is job) is not None:
+            if self._unqueue_guess(future) is not None:
                 self._dropped += 1
 
-    def _unqueue_guess(self, match: Callable[[_Job], bool]) -> _Job | None:
-        """Take the waiting guess that `match`es out of the line (None when none does); under the lock."""
+    def _unqueue_guess(self, future: Future[list[Segment]]) -> _Job | None:
+        """Take the waiting guess behind `future` out of the line (None when it does not wait); under the
+        lock."""
         for call_id, jobs in self._guesses.items():
-            job = next((j for j in jobs if match(j)), None)
+            job = next((j for j in jobs if j.future is future), None)
             if job is not None:
                 jobs.remove(job)
                 if not jobs:

@@ -38,7 +38,7 @@ from models.packs import Category, Cue, CueEffect, Kind, PhrasePack, Side
 from models.probe import fit_probe, out_of_fold
 from models.text import Token, tokenize
 from models.thresholds import THRESHOLD_BAND, calibrate_threshold
-from models.time_cues import TimeCue, promised_times
+from models.time_cues import TimeCue, promised_times, when_questions
 from models.windows import Window, split_windows
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ _TUNED = (PROBE_ALPHA, KNN_WEIGHT, LEXICAL_WEIGHT, LEXICAL_STRONG, CUE_WEIGHT, R
 _ALGORITHM = "v6-" + "-".join(map(str, (*_TUNED, *THRESHOLD_BAND)))
 _ROLE_EXAMPLE, _ROLE_COUNTER, _ROLE_NEUTRAL = 0, 1, 2
 # What finds each cue in a text: the spans it found (empty when absent).
-_CUE_FINDERS: dict[Cue, Callable[[str], list[TimeCue]]] = {Cue.PROMISED_TIME: promised_times}
+_CUE_FINDERS: dict[Cue, Callable[[str], list[TimeCue]]] = {
+    Cue.PROMISED_TIME: promised_times,
+    Cue.WHEN_QUESTION: when_questions,
+}
 
 
 class Speaker(StrEnum):

@@ -56,6 +56,7 @@ class Cue(StrEnum):
     """A surface signal the classifier finds by rule rather than by example (:mod:`models.time_cues`)."""
 
     PROMISED_TIME = "promised_time"  # a clock time, day, date or duration in a sentence about the future
+    WHEN_QUESTION = "when_question"  # «когда же…», «сколько ещё ждать», "how long will…": asks about time
 
 
 class CueEffect(StrEnum):

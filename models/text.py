@@ -97,6 +97,12 @@ def is_future_ru(word: str) -> bool:
 
 
 @lru_cache(maxsize=200_000)
+def is_imperative_ru(word: str) -> bool:
+    """Whether a word is Russian and, by its first parse, a verb in the imperative («закройте»)."""
+    return bool(_CYRILLIC.match(word)) and "impr" in _morph().parse(word)[0].tag
+
+
+@lru_cache(maxsize=200_000)
 def is_known_ru(word: str) -> bool:
     return bool(_morph().word_is_known(word))
 

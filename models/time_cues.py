@@ -9,6 +9,12 @@ the same sentence speaks of the future («приедет», «будет», "wil
 неделю, может через две»), so opening hours («касса работает с восьми до восьми») and a past call («вы
 звонили в пятницу») are none. A pack category can take the cue as evidence for it (``timeline``) or against
 it (``vague_timeline``); the classifier weighs it with everything else, so the cue alone decides nothing.
+
+The customer's side of the same matter is the question «когда?» (``asks_when``). Whisper often keeps the
+question's frame and loses its verb («когда вы уже почините интернет» heard as «когда вы уже почти не темнее
+интернет»), and the frame alone («когда вы уже…», «сколько ещё ждать», "how much longer") is what the
+encoder then misses; so it is found here too, as a question about time: «когда» opening a sentence about
+the future, or a fixed asking frame anywhere. «Когда я звонил вчера…» and "when I called" are none.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from models.text import is_future_ru, normalise
+from models.text import is_future_ru, is_imperative_ru, normalise
 from models.windows import sentences_of
 
 # Russian number words by stem, in any case («шесть», «шести», «шестью»), and their ordinals («шестое»).
@@ -121,6 +127,84 @@ def concrete_times(text: str) -> list[TimeCue]:
         start, end = offsets[match.start()], offsets[match.end() - 1] + 1
         cues.append(TimeCue(text[start:end], start, end))
     return cues
+
+
+# Frames that ask about time wherever they stand: «когда же», «когда вы уже», «сколько можно ждать»,
+# «через сколько», «к какому числу», "how long will", "how much longer", "by when"
+_WHEN_FRAMES = [
+    r"когда (?:же|ж)",
+    r"когда (?:(?:вы|они|мне|нам|это|все) )?(?:уже|наконец|хоть)",
+    r"сколько (?:(?:мне|нам|можно|еще|вам|это) )*(?:ждать|ожидать|будет длиться|продлится|займет)",
+    r"сколько (?:еще |по )?(?:времени|дней|часов|недель|минут)",
+    r"(?:как долго|долго (?:еще|ли|мне|нам)|надолго|через сколько|во сколько|в какие сроки|какие сроки)",
+    r"(?:к|до) как(?:ому|ого|ой) (?:числ|времен|срок|дат|дн)[а-я]*",
+    r"when (?:will|would|is|are|can|could|do|does|should|shall|exactly|roughly)",
+    r"how (?:long (?:will|would|do|does|is|are|am|until|till|before|to|have|has|should|must|more)"
+    r"|much longer|soon|many (?:more )?(?:days|hours|weeks|minutes))",
+    r"(?:by when|what time (?:will|is|are|can|should|does|do)|any (?:idea|estimate|eta) (?:of )?when)",
+]
+_WHEN_FRAME = re.compile(r"(?<![\w'])(?:" + "|".join(_WHEN_FRAMES) + r")(?![\w'])")
+# Words a customer may say before the question: «ну и когда…», «скажите, когда…», "so when…"
+_LEAD_IN = frozenset(
+    {
+        "ну",
+        "и",
+        "а",
+        "так",
+        "то",
+        "есть",
+        "скажите",
+        "подскажите",
+        "слушайте",
+        "девушка",
+        "короче",
+        "хорошо",
+        "ладно",
+        "вообще",
+        "so",
+        "and",
+        "ok",
+        "okay",
+        "well",
+        "then",
+        "but",
+        "just",
+        "tell",
+        "me",
+    }
+)
+
+
+def when_questions(text: str) -> list[TimeCue]:
+    """Where `text` asks when something will happen or how long it will take: a fixed asking frame
+    (``_WHEN_FRAMES``) anywhere, or «когда» opening a sentence whose verb is in the future («Когда
+    привезут заказ»); «когда» inside a statement («перезвоню, когда вернусь») is not a question."""
+    cues = []
+    for start, end in sentences_of(text):
+        sentence = text[start:end]
+        flat, offsets = _flatten(normalise(sentence))
+        spans = [(m.start(), m.end()) for m in _WHEN_FRAME.finditer(flat)]
+        if not spans and (opening := _opening_when(flat)) is not None:
+            spans = [opening]
+        for a, b in spans:
+            cue_start, cue_end = start + offsets[a], start + offsets[b - 1] + 1
+            cues.append(TimeCue(text[cue_start:cue_end], cue_start, cue_end))
+    return cues
+
+
+def _opening_when(flat: str) -> tuple[int, int] | None:
+    """The span of «когда» when it is the first word after lead-ins and a verb after it is in the future,
+    but none is an order («Когда будете уходить, закройте дверь» asks nothing)."""
+    words = list(re.finditer(r"\S+", flat))
+    for i, word in enumerate(words):
+        if word.group() in ("когда", "када"):
+            rest = [w.group() for w in words[i + 1 :]]
+            if any(map(is_future_ru, rest)) and not any(map(is_imperative_ru, rest)):
+                return word.start(), word.end()
+            return None
+        if word.group() not in _LEAD_IN:
+            return None
+    return None
 
 
 def _flatten(text: str) -> tuple[str, list[int]]:

@@ -1,4 +1,4 @@
-"""Concrete times found by rule, and what the classifier makes of them."""
+"""Concrete times and questions about time found by rule, and what the classifier makes of them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from models.packs import Cue, CueEffect, PackError, dump_pack, parse_pack
-from models.time_cues import concrete_times, promised_times
+from models.time_cues import concrete_times, promised_times, when_questions
 
 CONCRETE = [
     ("Бригада подключит вас в среду после обеда.", "в среду"),
@@ -110,3 +110,54 @@ def test_a_time_alone_decides_nothing(classifier):
     """Opening hours and a past call carry a time and promise nothing."""
     for text in ("Касса работает с восьми до восьми без выходных.", "Вы были у нас в пятницу, правильно?"):
         assert "timeline" not in {d.category for d in classifier.classify(text, "agent")}, text
+
+
+ASKING = [
+    ("Ну когда же вы наконец сделаете перерасчёт?", "когда же"),
+    ("сколько можно ждать этого мастера", "сколько можно ждать"),
+    ("Через сколько примерно ответят из банка?", "Через сколько"),
+    ("До какого числа продлится проверка?", "До какого числа"),
+    ("Когда мне доставят документы?", "Когда"),
+    ("скажите когда подключат", "когда"),
+    ("How long will the outage last?", "How long will"),
+    ("So when can I expect the engineer?", "when can"),
+    ("how much longer is this going to take", "how much longer"),
+]
+TELLING = [
+    "Когда я пришёл домой, света уже не было.",
+    "Я вам перезвоню, когда освобожусь.",
+    "Когда будете уходить, закройте дверь.",
+    "Мы долго ждали автобус.",
+    "Вы когда-нибудь были у нас в офисе?",
+    "When I moved in, the line was fine.",
+    "I waited for a long time.",
+]
+
+
+@pytest.mark.parametrize(("text", "frame"), ASKING, ids=[t for t, _ in ASKING])
+def test_a_question_about_time_is_found_with_its_span(text, frame):
+    found = when_questions(text)
+    assert [c.text for c in found] == [frame]
+    assert text[found[0].start : found[0].end] == frame
+
+
+@pytest.mark.parametrize("text", TELLING)
+def test_when_in_a_statement_or_an_order_asks_nothing(text):
+    """A past «когда», «когда» after the main verb, an order, a "when" clause: none asks when."""
+    assert when_questions(text) == []
+
+
+def test_default_pack_ties_the_when_question_to_asks_when(default_pack):
+    assert default_pack.category("asks_when").cues == {Cue.WHEN_QUESTION: CueEffect.FOR}
+
+
+def test_a_when_question_whose_verb_the_recogniser_lost_is_still_asks_when(classifier):
+    """Whisper keeps the frame («когда вы уже…», "how much longer…") and mangles the verb; the encoder
+    alone puts these below the threshold, the frame lifts them over it."""
+    for text in ("когда вы уже при шлете мастера то", "how much longer do I have to keep wading"):
+        assert "asks_when" in {d.category for d in classifier.classify(text, "customer")}, text
+
+
+def test_a_customer_saying_when_they_will_call_back_is_not_asking(classifier):
+    for text in ("Я вам перезвоню, когда освобожусь.", "When I get home I'll check the router myself."):
+        assert "asks_when" not in {d.category for d in classifier.classify(text, "customer")}, text

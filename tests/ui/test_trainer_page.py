@@ -185,13 +185,20 @@ def test_edit_save_and_diff_show_the_added_phrase(open_trainer, module_server):
     expect(page.locator("#diff-result > li")).to_have_count(0)
 
 
-def test_promised_time_cue_is_shown_edited_saved_and_diffed(open_trainer, module_server):
-    """The timeline practice shows the pack's cue; giving next_steps the cue and taking it from
-    vague_timeline saves both in the new version, and the diff names the field that changed."""
+def test_cues_are_shown_edited_saved_and_diffed(open_trainer, module_server):
+    """The timeline practice shows the pack's time cue and asks_when its question cue; giving next_steps
+    the time cue, taking it from vague_timeline and making the question cue evidence against
+    customer_complaint saves all three in the new version, and the diff names the fields that changed."""
     page = open_trainer(module_server)
     base = int(page.locator("#version-select").input_value())
     open_category(page, "timeline")
     expect(page.locator("#edit-cue-time")).to_have_value("for")
+    expect(page.locator("#edit-cue-when")).to_have_value("")
+    open_category(page, "asks_when")
+    expect(page.locator("#edit-cue-when")).to_have_value("for")
+    expect(page.locator("#edit-cue-time")).to_have_value("")
+    open_category(page, "customer_complaint")
+    page.locator("#edit-cue-when").select_option("against")
     open_category(page, "next_steps")
     expect(page.locator("#edit-cue-time")).to_have_value("")
     page.locator("#edit-cue-time").select_option("for")
@@ -203,6 +210,8 @@ def test_promised_time_cue_is_shown_edited_saved_and_diffed(open_trainer, module
     assert category(stored, "next_steps")["cues"] == {"promised_time": "for"}
     assert category(stored, "vague_timeline")["cues"] == {}
     assert category(stored, "timeline")["cues"] == {"promised_time": "for"}
+    assert category(stored, "customer_complaint")["cues"] == {"when_question": "against"}
+    assert category(stored, "asks_when")["cues"] == {"when_question": "for"}
     open_category(page, "next_steps")
     expect(page.locator("#edit-cue-time")).to_have_value("for")
 
@@ -211,7 +220,7 @@ def test_promised_time_cue_is_shown_edited_saved_and_diffed(open_trainer, module
     page.locator("#diff-to").select_option(str(version))
     page.locator("#diff-run").click()
     changes = page.locator("#diff-result > li.diff-cat")
-    expect(changes).to_have_count(2)
+    expect(changes).to_have_count(3)
     field = page.locator('#diff-result > li[data-category="next_steps"] dd[data-field="cues"]')
     expect(field.locator("ins")).to_have_text("promised_time: for")
 

@@ -35,6 +35,11 @@
     counter_examples: "Counter-examples · Контрпримеры",
     responses: "Responses · Ответы",
   };
+  // rule-found cues the classifier weighs with the examples (models/time_cues.py): cue id -> its select
+  const CUE_SELECTS = {
+    promised_time: "edit-cue-time",
+    when_question: "edit-cue-when",
+  };
   const KINDS = {
     forbidden: "forbidden",
     trigger: "trigger",
@@ -80,7 +85,7 @@
     titleRu: $("edit-title-ru"),
     titleEn: $("edit-title-en"),
     severity: $("edit-severity"),
-    cueTime: $("edit-cue-time"),
+    cues: Object.fromEntries(Object.entries(CUE_SELECTS).map(([cue, id]) => [cue, $(id)])),
     description: $("edit-description"),
     phraseLists: $("phrase-lists"),
     neutralEditor: $("neutral-editor"),
@@ -528,8 +533,10 @@
     ui.titleRu.value = str(cat.title.ru);
     ui.titleEn.value = str(cat.title.en);
     ui.severity.value = ["low", "medium", "high"].includes(cat.severity) ? cat.severity : "medium";
-    const cue = (cat.cues || {}).promised_time;
-    ui.cueTime.value = ["for", "against"].includes(cue) ? cue : "";
+    for (const [cue, select] of Object.entries(ui.cues)) {
+      const effect = (cat.cues || {})[cue];
+      select.value = ["for", "against"].includes(effect) ? effect : "";
+    }
     ui.description.value = str(cat.description);
     const sections = Object.keys(LISTS).map((name) => phraseSection(name, LISTS[name], cat[name], cat));
     ui.phraseLists.replaceChildren(...sections);
@@ -1497,16 +1504,17 @@
       cat.severity = ui.severity.value;
       edited();
     });
-    ui.cueTime.addEventListener("change", () => {
-      const cat = currentCategory();
-      if (!cat) return;
-      // a rule-found cue the classifier weighs with the examples (models/time_cues.py)
-      const cues = { ...(cat.cues || {}) };
-      if (ui.cueTime.value) cues.promised_time = ui.cueTime.value;
-      else delete cues.promised_time;
-      cat.cues = cues;
-      edited();
-    });
+    for (const [cue, select] of Object.entries(ui.cues)) {
+      select.addEventListener("change", () => {
+        const cat = currentCategory();
+        if (!cat) return;
+        const cues = { ...(cat.cues || {}) };
+        if (select.value) cues[cue] = select.value;
+        else delete cues[cue];
+        cat.cues = cues;
+        edited();
+      });
+    }
     for (const tab of ui.tabs) {
       tab.addEventListener("click", () => selectTab(tab.id));
       tab.addEventListener("keydown", (event) => {

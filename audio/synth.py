@@ -8,9 +8,17 @@ turns one after another on their speaker's channel: channel 0 is the agent, chan
 returned :class:`SynthCall` carries the samples and a :class:`PlacedTurn` per turn with its start and
 end in the call, exact to the sample at the call's sample rate.
 
-Scripts are small YAML or JSON files (see :func:`load_script`); ``bench/data/calls/`` holds two.
-The external tools are Debian's ``festival`` + ``festvox-ru``, ``espeak-ng`` and ``sox``; when one is
-missing or fails, :class:`SynthError` (:class:`MissingToolError` for a missing tool or voice) says which.
+Each speaker can have a :class:`Voice` of their own: festival's Russian voice or its English ones
+(``kal_diphone``, ``ked_diphone``, ``cmu_us_slt_arctic_hts``), or any ``espeak-ng`` voice and variant
+(``ru+f3``, ``en-us+m3``), faster or slower, higher or lower; so a labelled set of calls is heard in many
+voices, as real calls are.
+
+Scripts are small YAML or JSON files: a list of turns (:func:`load_script`), or a whole call with its
+voices, its line (μ-law or PCM, line noise) and its place in a labelled set (:func:`load_call_script`);
+``bench/data/calls/`` holds the project's set. The external tools are Debian's ``festival`` +
+``festvox-ru`` (+ ``festvox-kallpc16k``, ``festvox-kdlpc16k``, ``festvox-us-slt-hts`` for its English
+voices), ``espeak-ng`` and ``sox``; when one is missing or fails, :class:`SynthError`
+(:class:`MissingToolError` for a missing tool or voice) says which.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,11 +63,26 @@ AUDIBLE = 0.01
 #: Peak level of :func:`speak`'s output.
 PEAK = 0.5
 
+#: festival's voices by name: the language each speaks and the Debian package that holds it.
+FESTIVAL_VOICES: dict[str, tuple[str, str]] = {
+    "msu_ru_nsh_clunits": ("ru", "festvox-ru"),
+    "kal_diphone": ("en", "festvox-kallpc16k"),
+    "ked_diphone": ("en", "festvox-kdlpc16k"),
+    "cmu_us_slt_arctic_hts": ("en", "festvox-us-slt-hts"),
+}
+TTS_ENGINES = ("festival", "espeak-ng")
+ESPEAK_WPM = 175  # espeak-ng's own default rate, words per minute: rate 1.0
+RATE_RANGE = (0.5, 2.0)
+ENCODINGS = ("pcm16", "mulaw")
+
 _TOOL_TIMEOUT_S = 120
 _PAD_S = 0.05  # silence around a clip while it is filtered, so filter edges fall outside the speech
 _CATEGORY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELDS = ("speaker", "text", "lang", "pause_before", "expect", "also_ok")
-_cache: dict[tuple[str, str], np.ndarray] = {}
+_CALL_FIELDS = ("split", "voices", "line", "turns")
+_VOICE_FIELDS = ("tts", "voice", "rate", "pitch")
+_LINE_FIELDS = ("encoding", "noise_dbfs")
+_cache: dict[tuple[str, str, Voice], np.ndarray] = {}
 
 
 class SynthError(RuntimeError):
@@ -67,6 +91,72 @@ class SynthError(RuntimeError):
 
 class MissingToolError(SynthError):
     """A required external tool (festival, its Russian voice, espeak-ng, sox) is not installed."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Who speaks a turn: a TTS engine (``festival`` or ``espeak-ng``), its voice, and how.
+
+    ``rate`` is a speed factor (1.0 = the voice's own; espeak-ng sets it natively, festival's output is
+    time-stretched by sox at the same pitch); ``pitch`` is espeak-ng's 0-99 (its default 50), None
+    for the voice's own. A festival voice speaks the language :data:`FESTIVAL_VOICES` gives; an espeak-ng
+    voice the language its name starts with (``ru+f3`` Russian, ``en-us+m3`` English).
+    """
+
+    tts: str
+    name: str
+    rate: float = 1.0
+    pitch: int | None = None
+
+    def __post_init__(self) -> None:
+        problem = _voice_problem(self)
+        if problem:
+            raise SynthError(f"{problem[0]}: {problem[1]}")
+
+    @property
+    def lang(self) -> str:
+        """The language the voice speaks (``ru``, ``en``, or another espeak-ng language)."""
+        if self.tts == "festival":
+            return FESTIVAL_VOICES[self.name][0]
+        return re.split(r"[-+]", self.name, maxsplit=1)[0]
+
+    def describe(self) -> str:
+        """``festival msu_ru_nsh_clunits``, ``espeak-ng ru+f3 x1.1 pitch 65``: for reports and errors."""
+        extra = (f" x{self.rate:g}" if self.rate != 1.0 else "") + (
+            f" pitch {self.pitch}" if self.pitch is not None else ""
+        )
+        return f"{self.tts} {self.name}{extra}"
+
+
+def default_voice(lang: str) -> Voice:
+    """The voice a turn in `lang` gets when its script names none: festival's Russian voice, espeak-ng's
+    English one."""
+    if lang not in LANGUAGES:
+        raise SynthError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    return Voice("festival", FESTIVAL_VOICE) if lang == "ru" else Voice("espeak-ng", ESPEAK_VOICE)
+
+
+def _voice_problem(voice: Voice) -> tuple[str, str] | None:
+    """The first invalid field of a voice as ``(field, what is wrong)``, or None when it is valid."""
+    if voice.tts not in TTS_ENGINES:
+        return "tts", f"unknown TTS {voice.tts!r} (expected festival or espeak-ng)"
+    if not isinstance(voice.name, str) or not re.fullmatch(r"[A-Za-z0-9_+-]+", voice.name):
+        return "voice", f"not a voice name: {voice.name!r}"
+    if voice.tts == "festival" and voice.name not in FESTIVAL_VOICES:
+        return "voice", f"unknown festival voice {voice.name!r} (known: {', '.join(FESTIVAL_VOICES)})"
+    rate = voice.rate
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not RATE_RANGE[0] <= rate <= RATE_RANGE[1]
+    ):
+        return "rate", f"a speed factor from {RATE_RANGE[0]} to {RATE_RANGE[1]}, got {rate!r}"
+    if voice.pitch is not None:
+        if voice.tts != "espeak-ng":
+            return "pitch", "only espeak-ng voices take a pitch"
+        if isinstance(voice.pitch, bool) or not isinstance(voice.pitch, int) or not 0 <= voice.pitch <= 99:
+            return "pitch", f"espeak-ng's pitch is a whole number from 0 to 99, got {voice.pitch!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -178,66 +268,85 @@ class SynthCall:
 # -- speech --------------------------------------------------------------------------------------------
 
 
-def speak(text: str, lang: str) -> np.ndarray:
+def speak(text: str, lang: str, voice: Voice | None = None) -> np.ndarray:
     """Speak ``text`` with the system TTS: 16 kHz float32 mono, trimmed to audible samples, peak 0.5.
 
-    Russian uses festival's ``msu_ru_nsh_clunits`` voice, English ``espeak-ng -v en``. Results are cached
-    per process by ``(text, lang)``; each call returns a fresh copy. Raises :class:`MissingToolError` when
-    the tool or voice is not installed and :class:`SynthError` when it fails or gives no audible sound.
+    ``voice`` defaults to :func:`default_voice` of ``lang`` and must speak ``lang``. Results are cached per
+    process by ``(text, lang, voice)``; each call returns a fresh copy. Raises :class:`MissingToolError`
+    when the tool or voice is not installed and :class:`SynthError` when it fails or gives no audible
+    sound.
     """
     if lang not in LANGUAGES:
         raise SynthError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if not isinstance(text, str) or not text.strip():
         raise SynthError("nothing to speak: text is empty")
-    key = (text, lang)
+    voice = voice or default_voice(lang)
+    if voice.lang != lang:
+        raise SynthError(f"voice {voice.describe()} speaks {voice.lang!r}, not {lang!r}: {text!r}")
+    key = (text, lang, voice)
     cached = _cache.get(key)
     if cached is None:
         with tempfile.TemporaryDirectory(prefix="callbuffer-tts-") as tmp:
             wav = Path(tmp) / "speech.wav"
-            if lang == "ru":
-                _festival(text, wav)
+            if voice.tts == "festival":
+                _festival(text, wav, voice)
             else:
-                _espeak(text, wav)
+                _espeak(text, wav, voice)
             try:
                 x = decode_file(wav, sample_rate=SPEECH_RATE, mono=True).samples[0]
             except AudioDecodeError as exc:
-                raise SynthError(f"{_tool_name(lang)} wrote no usable audio for {text!r}: {exc}") from exc
+                raise SynthError(f"{voice.describe()} wrote no usable audio for {text!r}: {exc}") from exc
         x = _trim(x)
         if x.size == 0:
-            raise SynthError(f"{_tool_name(lang)} produced no audible speech for {text!r}")
+            raise SynthError(f"{voice.describe()} produced no audible speech for {text!r}")
         cached = (PEAK * x / np.abs(x).max()).astype(np.float32)
         cached.flags.writeable = False
         _cache[key] = cached
-        logger.debug("spoke %r (%s): %.2f s", text, lang, cached.size / SPEECH_RATE)
+        logger.debug("spoke %r (%s): %.2f s", text, voice.describe(), cached.size / SPEECH_RATE)
     return cached.copy()
 
 
-def _tool_name(lang: str) -> str:
-    return f"festival (voice {FESTIVAL_VOICE})" if lang == "ru" else "espeak-ng"
-
-
-def _festival(text: str, wav: Path) -> None:
+def _festival(text: str, wav: Path, voice: Voice) -> None:
+    """festival's ``text2wave`` with the voice; a rate other than 1 is a sox time-stretch afterwards
+    (festival's own ``Duration_Stretch`` is ignored by its clunits and HTS voices)."""
+    package = FESTIVAL_VOICES[voice.name][1]
     if shutil.which("text2wave") is None:
         raise MissingToolError(
-            "festival is not installed: text2wave not found on PATH (Debian packages festival and festvox-ru)"
+            f"festival is not installed: text2wave not found on PATH (Debian packages festival and {package})"
         )
-    done = _run(["text2wave", "-eval", f"(voice_{FESTIVAL_VOICE})", "-o", str(wav)], "festival", text)
+    spoken = wav.with_name("festival.wav") if voice.rate != 1.0 else wav
+    done = _run(["text2wave", "-eval", f"(voice_{voice.name})", "-o", str(spoken)], "festival", text)
     stderr = done.stderr.decode(errors="replace")
-    if f"voice_{FESTIVAL_VOICE}" in stderr and "unbound variable" in stderr:
-        raise MissingToolError(
-            f"festival voice {FESTIVAL_VOICE} is not installed (Debian package festvox-ru)"
-        )
-    if done.returncode or not wav.is_file() or wav.stat().st_size <= 44:
+    if f"voice_{voice.name}" in stderr and "unbound variable" in stderr:
+        raise MissingToolError(f"festival voice {voice.name} is not installed (Debian package {package})")
+    if done.returncode or not spoken.is_file() or spoken.stat().st_size <= 44:
         raise SynthError(f"festival failed (exit {done.returncode}) on {text!r}: {stderr.strip()[-300:]}")
+    if spoken != wav:
+        _sox([str(spoken), str(wav), "tempo", "-s", f"{voice.rate:g}"])
 
 
-def _espeak(text: str, wav: Path) -> None:
+def _espeak(text: str, wav: Path, voice: Voice) -> None:
     if shutil.which("espeak-ng") is None:
         raise MissingToolError("espeak-ng is not installed: not found on PATH (Debian package espeak-ng)")
-    done = _run(["espeak-ng", "-v", ESPEAK_VOICE, "-w", str(wav), "--stdin"], "espeak-ng", text)
+    command = ["espeak-ng", "-v", voice.name, "-s", str(round(ESPEAK_WPM * voice.rate)), "-w", str(wav)]
+    if voice.pitch is not None:
+        command += ["-p", str(voice.pitch)]
+    done = _run([*command, "--stdin"], "espeak-ng", text)
+    stderr = done.stderr.decode(errors="replace").strip()
+    if "voice does not exist" in stderr.lower() or "failed to load voice" in stderr.lower():
+        raise MissingToolError(f"espeak-ng has no voice {voice.name!r}: {stderr[-200:]}")
     if done.returncode or not wav.is_file() or wav.stat().st_size <= 44:
-        stderr = done.stderr.decode(errors="replace").strip()
         raise SynthError(f"espeak-ng failed (exit {done.returncode}) on {text!r}: {stderr[-300:]}")
+
+
+def _sox(arguments: list[str]) -> None:
+    """Run sox quietly and repeatably (no dither), or :class:`SynthError` saying why it failed."""
+    if shutil.which("sox") is None:
+        raise MissingToolError("sox is not installed: not found on PATH (Debian package sox)")
+    done = _run(["sox", "-D", "-R", *arguments], "sox")
+    if done.returncode:
+        stderr = done.stderr.decode(errors="replace").strip()
+        raise SynthError(f"sox failed (exit {done.returncode}): {stderr[-300:]}")
 
 
 def _run(command: list[str], tool: str, stdin: str | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -286,11 +395,7 @@ def telephone_band(x: np.ndarray, sample_rate: int) -> np.ndarray:
         wide, narrow = Path(tmp) / "wide.f32", Path(tmp) / "narrow.f32"
         arr.astype("<f4").tofile(wide)
         raw = ["-t", "f32", "-c", "1"]
-        command = ["sox", "-D", "-R", *raw, "-r", str(sample_rate), str(wide), *raw, str(narrow)]
-        done = _run([*command, "sinc", "300-3400", "rate", "8k"], "sox")
-        if done.returncode or not narrow.is_file():
-            stderr = done.stderr.decode(errors="replace").strip()
-            raise SynthError(f"sox failed (exit {done.returncode}): {stderr[-300:]}")
+        _sox([*raw, "-r", str(sample_rate), str(wide), *raw, str(narrow), "sinc", "300-3400", "rate", "8k"])
         return np.fromfile(narrow, dtype="<f4").astype(np.float32)
 
 
@@ -306,6 +411,7 @@ def build_call(
     lead: float = 0.5,
     noise_dbfs: float | None = -60.0,
     seed: int = 0,
+    voices: Mapping[str, Voice] | None = None,
 ) -> SynthCall:
     """Speak ``script`` into a stereo call: channel 0 the agent, channel 1 the customer.
 
@@ -317,6 +423,8 @@ def build_call(
     (:class:`SynthError`). Seeded Gaussian noise at ``noise_dbfs`` (RMS re full scale; ``None`` for none)
     is added to both channels so the call is never digital silence; the same script and seed give the
     same samples. Turn times in :attr:`SynthCall.turns` are exact samples at ``sample_rate``.
+    ``voices`` gives a speaker (``agent``, ``customer``) a :class:`Voice`; a speaker with none, or a turn
+    in a language the voice does not speak, gets :func:`default_voice`.
     """
     turns = list(script)
     if not turns:
@@ -331,7 +439,9 @@ def build_call(
             raise SynthError(f"{name} must be a non-negative number of seconds, got {value}")
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        clips = list(pool.map(lambda turn: _render(turn, sample_rate, telephone), turns))
+        clips = list(
+            pool.map(lambda turn: _render(turn, _voice_of(turn, voices), sample_rate, telephone), turns)
+        )
 
     spans: list[tuple[int, int]] = []
     speech_end = 0  # end of all speech so far, in samples
@@ -375,9 +485,14 @@ def build_call(
     return SynthCall(samples=samples, sample_rate=sample_rate, turns=placed)
 
 
-def _render(turn: ScriptTurn, sample_rate: int, telephone: bool) -> np.ndarray:
+def _voice_of(turn: ScriptTurn, voices: Mapping[str, Voice] | None) -> Voice:
+    voice = (voices or {}).get(turn.speaker)
+    return voice if voice is not None and voice.lang == turn.lang else default_voice(turn.lang)
+
+
+def _render(turn: ScriptTurn, voice: Voice, sample_rate: int, telephone: bool) -> np.ndarray:
     """One turn's speech at ``sample_rate``, through the telephone band if asked, trimmed to audible."""
-    x, rate = speak(turn.text, turn.lang), SPEECH_RATE
+    x, rate = speak(turn.text, turn.lang, voice), SPEECH_RATE
     pad = np.zeros(round(_PAD_S * rate), np.float32)
     x = np.concatenate([pad, x, pad])
     if telephone:
@@ -393,39 +508,106 @@ def _render(turn: ScriptTurn, sample_rate: int, telephone: bool) -> np.ndarray:
 # -- scripts -------------------------------------------------------------------------------------------
 
 
-def load_script(path: str | os.PathLike[str]) -> list[ScriptTurn]:
-    """Read a call script: a YAML (or ``.json``) list of ``{speaker, text, lang, pause_before?, expect?}``.
+@dataclass(frozen=True)
+class CallScript:
+    """A whole scripted call: its turns, who speaks them (:class:`Voice` by speaker), and the line.
 
-    ``speaker`` is ``agent`` or ``customer``, ``lang`` ``ru`` or ``en``, ``pause_before`` seconds
-    (default 0.8), ``expect`` a list of alert category ids. An invalid file raises :class:`SynthError`
-    naming the file, the item index (0-based) and the field.
+    ``encoding`` is how the call reaches the server (``pcm16`` or G.711 ``mulaw``); ``noise_dbfs`` the
+    line noise (see :func:`build_call`); ``split`` the script's place in a labelled set (``tune`` or
+    ``heldout``: calls kept out of all tuning are reported apart), None when it has none.
+    """
+
+    name: str
+    turns: tuple[ScriptTurn, ...]
+    voices: Mapping[str, Voice] = field(default_factory=dict)
+    encoding: str = "pcm16"
+    noise_dbfs: float | None = -60.0
+    split: str | None = None
+
+    def build(self, **options: Any) -> SynthCall:
+        """The call spoken (:func:`build_call`) with the script's voices and line noise, seeded by its
+        name, so the same script always gives the same samples."""
+        options = {"noise_dbfs": self.noise_dbfs, "seed": zlib.crc32(self.name.encode()), **options}
+        return build_call(self.turns, voices=self.voices, **options)
+
+
+def load_script(path: str | os.PathLike[str]) -> list[ScriptTurn]:
+    """The turns of a call script (:func:`load_call_script`), in order."""
+    return list(load_call_script(path).turns)
+
+
+def load_call_script(path: str | os.PathLike[str]) -> CallScript:
+    """Read a call script, YAML (or ``.json``): a list of turns, or a mapping of a whole call::
+
+        split: heldout                      # optional: tune | heldout
+        voices:                             # optional, by speaker; default: default_voice(lang)
+          agent: {tts: festival, voice: msu_ru_nsh_clunits, rate: 1.0}
+          customer: {tts: espeak-ng, voice: ru+f3, rate: 1.1, pitch: 65}
+        line: {encoding: mulaw, noise_dbfs: -42}   # optional: pcm16 | mulaw; line noise, dBFS RMS
+        turns:
+          - {speaker: agent, text: ..., lang: ru, pause_before: 0.8, expect: [], also_ok: []}
+
+    A turn's ``speaker`` is ``agent`` or ``customer``, ``lang`` ``ru`` or ``en``, ``pause_before`` seconds
+    (default 0.8), ``expect`` and ``also_ok`` lists of category ids. An invalid file raises
+    :class:`SynthError` naming the file and the field (``item 3: lang: …``, ``voices: customer: rate: …``).
     """
     path = Path(path)
+    data = _read_structured(path)
+    if isinstance(data, list):
+        return CallScript(path.stem, _parse_turns(path, data, "item"))
+    if not isinstance(data, Mapping):
+        raise SynthError(f"{path}: a script is a non-empty list of turns, or a call with turns")
+    unknown = sorted(str(key) for key in data if key not in _CALL_FIELDS)
+    if unknown:
+        raise SynthError(
+            f"{path}: unknown field(s) {', '.join(unknown)} (expected {', '.join(_CALL_FIELDS)})"
+        )
+    turns = _parse_turns(path, data.get("turns"), "turns: item")
+    voices = _parse_voices(path, data.get("voices") or {})
+    for i, turn in enumerate(turns):
+        voice = voices.get(turn.speaker)
+        if voice is not None and voice.lang != turn.lang:
+            raise SynthError(
+                f"{path}: turns: item {i}: lang: {turn.lang!r}, but the {turn.speaker}'s voice "
+                f"{voice.describe()} speaks {voice.lang!r}"
+            )
+    encoding, noise = _parse_line(path, data.get("line") or {})
+    split = data.get("split")
+    if split is not None and split not in ("tune", "heldout"):
+        raise SynthError(f"{path}: split: {split!r} is not tune or heldout")
+    logger.debug("loaded call script %s: %d turns", path, len(turns))
+    return CallScript(path.stem, turns, voices, encoding, noise, split)
+
+
+def _read_structured(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SynthError(f"{path}: cannot read the script: {exc}") from exc
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
         raise SynthError(f"{path}: not valid {kind}: {exc}") from exc
+
+
+def _parse_turns(path: Path, data: Any, where: str) -> tuple[ScriptTurn, ...]:
     if not isinstance(data, list) or not data:
         raise SynthError(f"{path}: a script is a non-empty list of turns")
     turns = []
     for i, item in enumerate(data):
         if not isinstance(item, Mapping):
-            raise SynthError(f"{path}: item {i}: a turn is a mapping with speaker, text and lang")
+            raise SynthError(f"{path}: {where} {i}: a turn is a mapping with speaker, text and lang")
         unknown = sorted(str(key) for key in item if key not in _FIELDS)
         if unknown:
-            raise SynthError(f"{path}: item {i}: unknown field(s) {', '.join(unknown)}")
+            raise SynthError(f"{path}: {where} {i}: unknown field(s) {', '.join(unknown)}")
         values = {"pause_before": 0.8, "expect": [], "also_ok": [], **item}
         for name in ("expect", "also_ok"):
             if values[name] is None:
                 values[name] = []
         problem = _turn_problem(values)
         if problem:
-            raise SynthError(f"{path}: item {i}: {problem[0]}: {problem[1]}")
+            raise SynthError(f"{path}: {where} {i}: {problem[0]}: {problem[1]}")
         turns.append(
             ScriptTurn(
                 speaker=values["speaker"],
@@ -436,8 +618,45 @@ def load_script(path: str | os.PathLike[str]) -> list[ScriptTurn]:
                 also_ok=tuple(values["also_ok"]),
             )
         )
-    logger.debug("loaded script %s: %d turns", path, len(turns))
-    return turns
+    return tuple(turns)
+
+
+def _parse_voices(path: Path, data: Any) -> dict[str, Voice]:
+    if not isinstance(data, Mapping):
+        raise SynthError(f"{path}: voices: a mapping of speaker to voice, got {data!r}")
+    voices = {}
+    for speaker, spec in data.items():
+        where = f"{path}: voices: {speaker}"
+        if speaker not in SPEAKERS:
+            raise SynthError(f"{where}: unknown speaker (expected agent or customer)")
+        if not isinstance(spec, Mapping) or "tts" not in spec or "voice" not in spec:
+            raise SynthError(f"{where}: a voice is a mapping with tts and voice, got {spec!r}")
+        unknown = sorted(str(key) for key in spec if key not in _VOICE_FIELDS)
+        if unknown:
+            raise SynthError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        try:
+            voice = Voice(spec["tts"], spec["voice"], spec.get("rate", 1.0), spec.get("pitch"))
+        except SynthError as exc:
+            raise SynthError(f"{where}: {exc}") from exc
+        voices[speaker] = voice
+    return voices
+
+
+def _parse_line(path: Path, data: Any) -> tuple[str, float | None]:
+    if not isinstance(data, Mapping):
+        raise SynthError(f"{path}: line: a mapping with encoding and noise_dbfs, got {data!r}")
+    unknown = sorted(str(key) for key in data if key not in _LINE_FIELDS)
+    if unknown:
+        raise SynthError(f"{path}: line: unknown field(s) {', '.join(unknown)}")
+    encoding = data.get("encoding", "pcm16")
+    if encoding not in ENCODINGS:
+        raise SynthError(f"{path}: line: encoding: {encoding!r} is not pcm16 or mulaw")
+    noise = data.get("noise_dbfs", -60.0)
+    if noise is not None and (
+        isinstance(noise, bool) or not isinstance(noise, int | float) or not -120 <= noise <= 0
+    ):
+        raise SynthError(f"{path}: line: noise_dbfs: a level from -120 to 0 dBFS or null, got {noise!r}")
+    return encoding, None if noise is None else float(noise)
 
 
 def _turn_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -84,7 +84,7 @@ def test_speak_gives_trimmed_16k_speech_peaking_at_half(text: str, lang: str) ->
     x[:] = 0  # the caller's copy: the cache is not touched
     again = speak(text, lang)
     assert np.abs(again).max() == pytest.approx(0.5)
-    assert (text, lang) in synth._cache
+    assert (text, lang, synth.default_voice(lang)) in synth._cache
 
 
 def test_telephone_band_keeps_300_to_3400_hz_at_8k() -> None:
@@ -298,7 +298,7 @@ GOOD = "- {speaker: agent, text: Здравствуйте, lang: ru}\n"
         (GOOD + "- {speaker: agent, text: Hi, lang: en, also_ok: [x y]}\n", r"item 1: also_ok"),
         (GOOD + "- {speaker: agent, text: Hi, lang: en, pause: 1}\n", r"item 1: unknown field\(s\) pause"),
         (GOOD + "- just a line\n", r"item 1: a turn is a mapping"),
-        ("speaker: agent\n", "non-empty list"),
+        ("speaker: agent\n", r"unknown field\(s\) speaker \(expected split, voices, line, turns\)"),
         ("[]\n", "non-empty list"),
         ("- {speaker: agent\n", "not valid YAML"),
     ],
@@ -346,9 +346,10 @@ def test_missing_tools_raise_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
 def test_missing_festival_voice_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     require("text2wave")
     monkeypatch.setattr(synth, "_cache", {})
-    monkeypatch.setattr(synth, "FESTIVAL_VOICE", "no_such_voice_clunits")
-    with pytest.raises(MissingToolError, match=r"festival voice no_such_voice_clunits is not installed"):
-        speak("Проверка.", "ru")
+    monkeypatch.setitem(synth.FESTIVAL_VOICES, "no_such_voice_clunits", ("ru", "festvox-nothing"))
+    voice = synth.Voice("festival", "no_such_voice_clunits")
+    with pytest.raises(MissingToolError, match=r"festival voice no_such_voice_clunits .*festvox-nothing"):
+        speak("Проверка.", "ru", voice)
 
 
 def test_bad_speak_arguments() -> None:
@@ -356,3 +357,91 @@ def test_bad_speak_arguments() -> None:
         speak("Hallo", "de")
     with pytest.raises(SynthError, match="empty"):
         speak(" ", "en")
+
+
+# -- voices and whole-call scripts ----------------------------------------------------------------------
+
+CALL_SCRIPT = """\
+split: heldout
+voices:
+  agent: {tts: festival, voice: kal_diphone, rate: 1.25}
+  customer: {tts: espeak-ng, voice: en-us+f2, rate: 0.9, pitch: 70}
+line: {encoding: mulaw, noise_dbfs: -42}
+turns:
+  - {speaker: agent, text: "Good afternoon, how can I help?", lang: en}
+  - {speaker: customer, text: My card was blocked this morning., lang: en, expect: []}
+"""
+
+
+def test_a_call_script_names_its_voices_line_and_split(tmp_path: Path) -> None:
+    path = tmp_path / "card.yaml"
+    path.write_text(CALL_SCRIPT, encoding="utf-8")
+    script = synth.load_call_script(path)
+    assert script.name == "card" and script.split == "heldout"
+    assert script.encoding == "mulaw" and script.noise_dbfs == -42
+    assert script.voices == {
+        "agent": synth.Voice("festival", "kal_diphone", 1.25),
+        "customer": synth.Voice("espeak-ng", "en-us+f2", 0.9, 70),
+    }
+    assert [t.speaker for t in script.turns] == ["agent", "customer"]
+    assert load_script(path) == list(script.turns)
+
+
+def test_voices_speak_at_their_rate_and_pitch() -> None:
+    """A rate of 1.25 makes festival's English voice about a fifth shorter (sox tempo); espeak-ng's pitch
+    changes the sound but barely its length; a voice that does not speak the turn's language is refused."""
+    require("text2wave", "espeak-ng", "sox")
+    text = "Please hold the line while I check your account."
+    try:
+        plain = speak(text, "en", synth.Voice("festival", "kal_diphone"))
+    except MissingToolError as exc:
+        pytest.skip(str(exc))
+    fast = speak(text, "en", synth.Voice("festival", "kal_diphone", rate=1.25))
+    assert fast.size / plain.size == pytest.approx(1 / 1.25, abs=0.05)
+    low, high = (speak(text, "en", synth.Voice("espeak-ng", "en-us", pitch=p)) for p in (20, 80))
+    assert not np.array_equal(low[: min(low.size, high.size)], high[: min(low.size, high.size)])
+    with pytest.raises(SynthError, match=r"speaks 'ru', not 'en'"):
+        speak(text, "en", synth.Voice("espeak-ng", "ru+f3"))
+
+
+def test_a_call_is_built_with_each_speakers_voice(tmp_path: Path) -> None:
+    require("text2wave", "espeak-ng", "sox")
+    path = tmp_path / "card.yaml"
+    path.write_text(CALL_SCRIPT, encoding="utf-8")
+    script = synth.load_call_script(path)
+    try:
+        call = script.build(telephone=False, sample_rate=16000)
+    except MissingToolError as exc:
+        pytest.skip(str(exc))
+    for turn, placed in zip(script.turns, call.turns, strict=True):
+        voice = script.voices[turn.speaker]
+        spoken = synth._trim(speak(turn.text, "en", voice))  # as _render trims it
+        assert placed.duration == pytest.approx(spoken.size / 16000, abs=0.01)
+    again = script.build(telephone=False, sample_rate=16000)
+    assert np.array_equal(call.samples, again.samples)  # noise seeded by the script's name
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (CALL_SCRIPT.replace("rate: 1.25", "rate: fast"), r"voices: agent: rate: a speed factor"),
+        (CALL_SCRIPT.replace("kal_diphone", "hal_9000"), r"voices: agent: voice: unknown festival voice"),
+        (CALL_SCRIPT.replace("pitch: 70", "pitch: 170"), r"voices: customer: pitch: .* 0 to 99"),
+        (CALL_SCRIPT.replace("tts: festival", "tts: say"), r"voices: agent: tts: unknown TTS 'say'"),
+        (CALL_SCRIPT.replace("voice: kal_diphone, ", ""), r"voices: agent: a voice is a mapping"),
+        (CALL_SCRIPT.replace("voices:", "voices:\n  boss: {tts: espeak-ng, voice: en}"), r"voices: boss"),
+        (CALL_SCRIPT.replace("encoding: mulaw", "encoding: alaw"), r"line: encoding: 'alaw'"),
+        (CALL_SCRIPT.replace("noise_dbfs: -42", "noise_dbfs: 3"), r"line: noise_dbfs"),
+        (CALL_SCRIPT.replace("split: heldout", "split: secret"), r"split: 'secret'"),
+        (CALL_SCRIPT.replace("lang: en, expect", "lang: ru, expect"), r"turns: item 1: lang: 'ru', but"),
+        (CALL_SCRIPT.replace("expect: []", "expect: nope"), r"turns: item 1: expect: a list"),
+        (CALL_SCRIPT.replace("turns:", "turnz:"), r"unknown field\(s\) turnz"),
+        (CALL_SCRIPT.split("turns:")[0], r"non-empty list of turns"),
+    ],
+)
+def test_invalid_call_scripts_name_the_file_and_field(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad-call.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(SynthError, match=message) as info:
+        synth.load_call_script(path)
+    assert str(path) in str(info.value)

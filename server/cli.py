@@ -15,6 +15,7 @@ from models.encoders import EncoderError
 from models.evaluation import EvalDataError, EvalReport, evaluate, load_eval
 from models.packs import PackError
 from server.audit_cli import audit
+from server.call_eval_cli import evaluate_calls
 from server.classify_lines import format_result, parse_raw, read_line_batches
 from server.cli_settings import encoder_option, pack_option, settings_from
 from server.config import Settings
@@ -225,4 +226,5 @@ def _microphone(roles: list[str] | None, language: str | None):  # noqa: ANN202
 
 
 main.add_command(audit)
+main.add_command(evaluate_calls)
 main.add_command(users)

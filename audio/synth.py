@@ -315,7 +315,8 @@ def _festival(text: str, wav: Path, voice: Voice) -> None:
             f"festival is not installed: text2wave not found on PATH (Debian packages festival and {package})"
         )
     spoken = wav.with_name("festival.wav") if voice.rate != 1.0 else wav
-    done = _run(["text2wave", "-eval", f"(voice_{voice.name})", "-o", str(spoken)], "festival", text)
+    command = ["text2wave", "-eval", f"(voice_{voice.name})", "-o", str(spoken)]
+    done = _run(command, "festival", _FESTIVAL_UNSAYABLE.sub(_festival_says, text))
     stderr = done.stderr.decode(errors="replace")
     if f"voice_{voice.name}" in stderr and "unbound variable" in stderr:
         raise MissingToolError(f"festival voice {voice.name} is not installed (Debian package {package})")
@@ -323,6 +324,15 @@ def _festival(text: str, wav: Path, voice: Voice) -> None:
         raise SynthError(f"festival failed (exit {done.returncode}) on {text!r}: {stderr.strip()[-300:]}")
     if spoken != wav:
         _sox([str(spoken), str(wav), "tempo", "-s", f"{voice.rate:g}"])
+
+
+# festival's Russian letter-to-sound rules stop the whole utterance at a dash or a guillemet
+# ("LTS_Ruleset: no rule matches"): a dash is said as the pause it marks, quotes are not said at all.
+_FESTIVAL_UNSAYABLE = re.compile(r"\s*[—–]\s*|[«»„“”]")
+
+
+def _festival_says(match: re.Match[str]) -> str:
+    return ", " if match.group().strip() in "—–" else ""
 
 
 def _espeak(text: str, wav: Path, voice: Voice) -> None:

@@ -37,11 +37,11 @@ def rss_mb() -> float:
 
 
 def build_calls(folder: Path) -> list[tuple[Path, str]]:
-    """The bundled scripts spoken into 8 kHz μ-law stereo WAVs: (path, language)."""
+    """The two complaint scripts spoken into 8 kHz μ-law stereo WAVs: (path, language)."""
     from audio.synth import build_call, load_script
 
     made = []
-    for script in sorted(CALLS.glob("*.yaml")):
+    for script in (CALLS / "ru-complaint.yaml", CALLS / "en-complaint.yaml"):
         path = build_call(load_script(script)).write_wav(folder / f"{script.stem}.wav", "mulaw")
         made.append((path, script.stem[:2]))
     return made

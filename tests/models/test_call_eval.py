@@ -85,7 +85,9 @@ def test_repeated_runs_of_words_are_found_unless_said_so():
 
 def test_report_totals_by_split_and_category_and_as_json():
     heard = [HeardTurn("customer", "когда почините", 2.8, 5.0, ("asks_when",))]
-    looped = [HeardTurn("customer", "позовите вашего руководителя позовите вашего руководителя позовите", 9.8, 11.0)]
+    looped = [
+        HeardTurn("customer", "позовите вашего руководителя позовите вашего руководителя позовите", 9.8, 11.0)
+    ]
     report = CallSetReport(
         "live",
         (

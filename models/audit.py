@@ -19,7 +19,8 @@ How a recording is heard:
   (greedy, Silero VAD with the thresholds :mod:`audio.endpoint` tuned for 8 kHz telephone audio, no
   conditioning on earlier text, timestamps and word timestamps on); ``bench/bench_audit.py`` times exactly
   these settings as its "plain faster-whisper" baseline. Hallucinated segments are dropped
-  (:mod:`models.hallucinations`).
+  (:mod:`models.hallucinations`), and a phrase Whisper wrote twice or more in a row is kept once
+  (:mod:`models.loops`).
 * faster-whisper maps segment times back through its VAD cut, so one segment often spans two turns and
   the silence between them; turns are therefore built from word times: a speaker's words less than
   ``MERGE_GAP`` (1 s) apart are one turn (the segments' merge rule, applied where the words really are).
@@ -73,6 +74,7 @@ from audio.decode import AudioDecodeError, decode_file
 from models.classifier import Detection, PhraseClassifier, Speaker, Turn
 from models.diarization import DiarizationUnavailable, Diarizer
 from models.hallucinations import HallucinationFilter
+from models.loops import loop_free
 from models.packs import Kind
 from models.pii import Masked, mask_pii
 from models.scorecard import JudgedTurn, Scorecard, score_call
@@ -526,6 +528,7 @@ class Auditor:
             found, lang = transcribe_channel(self.model, channel.samples, language, **self.transcribe_extra)
             kept = [h for h in found if not self.hallucinations.is_hallucination(h.segment)]
             words = [w for h in kept for w in h.words]
+            words = [words[i] for i in loop_free([w.text for w in words])]  # each spoken word once
             by_speaker: dict[str, list[Word]] = {channel.speaker: words}
             if channel.voices:
                 by_speaker, why = self._by_voice(channel, words)

@@ -24,16 +24,15 @@ recording nobody told apart) may belong to either speaker.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.loops import find_loops
+
 MIN_OVERLAP_S = 0.3
 MIN_OVERLAP_SHARE = 0.5
-MIN_REPEAT_WORDS = 3
 SPLITS = ("tune", "heldout")
-_WORD = re.compile(r"[\w']+")
 
 
 @dataclass(frozen=True)
@@ -267,34 +266,10 @@ def _belongs(heard: HeardTurn, said: SaidTurn) -> bool:
 
 
 def repeated_runs(text: str, said: str = "") -> tuple[str, ...]:
-    """Runs of ``MIN_REPEAT_WORDS`` or more words that `text` says twice in a row and `said` does not
-    (case and punctuation ignored): «я открываю вашу карточку я открываю вашу карточку» gives
-    ``("я открываю вашу карточку",)``."""
-    words = _words(text)
-    spoken = " " + " ".join(_words(said)) + " "
-    found: list[str] = []
-    i = 0
-    while i < len(words):
-        run = _longest_repeat_at(words, i)
-        if run and f" {run} {run} " not in spoken:
-            found.append(run)
-            i += 2 * len(run.split())
-        else:
-            i += 1
-    return tuple(dict.fromkeys(found))
-
-
-def _longest_repeat_at(words: list[str], i: int) -> str | None:
-    """The longest run of words starting at `i` that comes again right after itself, if any is long
-    enough."""
-    for n in range((len(words) - i) // 2, MIN_REPEAT_WORDS - 1, -1):
-        if words[i : i + n] == words[i + n : i + 2 * n]:
-            return " ".join(words[i : i + n])
-    return None
-
-
-def _words(text: str) -> list[str]:
-    return [w.lower().replace("ё", "е") for w in _WORD.findall(text)]
+    """The loops (:func:`models.loops.find_loops`) in `text` that `said` does not have: «я
+    открываю вашу карточку я открываю вашу карточку» gives ``("я открываю вашу карточку",)``."""
+    spoken = {loop.run for loop in find_loops(said.split())}
+    return tuple(dict.fromkeys(loop.run for loop in find_loops(text.split()) if loop.run not in spoken))
 
 
 def _rounded(value: float | None) -> float | None:

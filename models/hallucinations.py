@@ -5,14 +5,16 @@ credits of a subtitle file («Продолжение следует...», «Су
 watching") or loops one phrase, and on Russian audio it captions sounds («СПОКОЙНАЯ МУЗЫКА»). A segment is
 dropped when its text is such a phrase or caption, when it is a loop, or when the model itself says it
 heard no speech and was unsure of the words.
+
+Loops inside real speech (a phrase written twice in a turn) are cut, not dropped: :mod:`models.loops`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from models.loops import normalise
 from models.transcriber import Segment
 
 # Matched after normalisation (lower case, «ё» as «е», no punctuation). Subtitle credits are dropped
@@ -37,8 +39,6 @@ _CREDITS = (
     "amara org",
 )
 _WHOLE = ("music", "музыка", "applause", "аплодисменты", "смех", "laughter", "silence", "тишина")
-_NON_WORD = re.compile(r"[^\w\s]+")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,6 @@ class HallucinationFilter:
     def keep(self, segments: Iterable[Segment]) -> list[Segment]:
         """The segments that are speech."""
         return [s for s in segments if not self.is_hallucination(s)]
-
-
-def normalise(text: str) -> str:
-    """Lower case, «ё» as «е», no punctuation, single spaces."""
-    text = _NON_WORD.sub(" ", text.lower().replace("ё", "е"))
-    return _SPACES.sub(" ", text).strip()
 
 
 def _is_caption(raw: str) -> bool:

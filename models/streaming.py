@@ -32,6 +32,7 @@ import numpy as np
 
 from audio.endpoint import VAD_SAMPLE_RATE, EndpointConfig, Endpointer, Utterance
 from models.hallucinations import HallucinationFilter
+from models.loops import without_loops
 from models.transcriber import Segment
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class CallRecognizer:
     def turn_event(self, turn: PendingTurn, segments: list[Segment]) -> TranscriptEvent | None:
         """The event for a transcribed turn, or None when all Whisper heard was a hallucination."""
         segments = self._filter.keep(segments)
-        text = " ".join(s.text for s in segments).strip()
+        text = without_loops(" ".join(s.text for s in segments).strip())
         if not text:
             return None
         start, end = round(turn.utterance.start, 2), round(turn.utterance.end, 2)

@@ -18,6 +18,11 @@ default to 6 s; audits of recordings keep the full window.
 Several turns can be transcribed at once (:meth:`Transcriber.transcribe_batch`): the decoder's cost per
 token barely grows with the batch (four turns decode in 1.6x the time of one), though they wait for one
 another's encoding.
+
+A turn in a known language can be decoded after a prompt of that language (:meth:`Transcriber.set_prompts`,
+built from the active phrase pack by :func:`models.vocabulary.decoder_prompts`): the text goes in
+Whisper's "previous text" slot, as faster-whisper's ``hotwords``, and makes the words the product listens
+for likelier where the audio allows them.
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ import logging
 import math
 import os
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.decode import decode_file
+from models.loops import find_loops
 
 if TYPE_CHECKING:
     import faster_whisper
@@ -49,6 +55,7 @@ NO_SPEECH_LIMIT = 0.6
 # (turn index in the batch, its segments): called as each turn of a batch is decided
 TurnDone = Callable[[int, list["Segment"]], None]
 TOKENS_PER_SECOND = 12  # generous: fast Russian speech is ~8 BPE tokens/s; stops runaway loops early
+MAX_PROMPT_TOKENS = 96  # of a language's prompt; faster-whisper allows up to half of Whisper's 448
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,12 @@ class Transcriber:
         vad_filter: bool = False,
         temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
         window: float | None = None,
+        prompts: Mapping[str, str] | None = None,
     ) -> None:
         """Wrap ``model`` (e.g. from :func:`models.whisper_model.load_whisper`) with decoding settings.
 
         ``window`` (seconds, 1-30) turns on the short encoder window for turns that fit in it; ``None``
-        keeps Whisper's 30 s window for everything.
+        keeps Whisper's 30 s window for everything. ``prompts``: see :meth:`set_prompts`.
         """
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
@@ -88,6 +96,24 @@ class Transcriber:
         self.vad_filter = vad_filter
         self.temperatures = tuple(temperatures)
         self.window = window
+        self.set_prompts(prompts)
+
+    def set_prompts(self, prompts: Mapping[str, str] | None) -> None:
+        """Text the decoder reads before each turn of a language (``{"ru": "…", "en": "…"}``), or None for
+        none; takes effect from the next turn, so a newly published pack steers calls already going."""
+        self._prompts: dict[str, str] = {lang: text.strip() for lang, text in (prompts or {}).items()}
+
+    def prompt(self, language: str | None) -> str | None:
+        """The prompt of `language` (None when it has none or the language is not known yet)."""
+        return self._prompts.get(language) if language else None
+
+    def _prompt_tokens(self, tokenizer: object, language: str) -> list[int]:
+        """``sot_prev`` and the language's prompt as tokens (at most ``MAX_PROMPT_TOKENS``); [] for none."""
+        text = self.prompt(language)
+        if not text:
+            return []
+        tokens = tokenizer.encode(" " + text)[:MAX_PROMPT_TOKENS]  # type: ignore[attr-defined]
+        return [tokenizer.sot_prev, *tokens]  # type: ignore[attr-defined]
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None) -> list[Segment]:
         """Transcribe one turn: 1-D float32 samples at 16 kHz in [-1, 1].
@@ -107,6 +133,7 @@ class Transcriber:
             temperature=list(self.temperatures),
             condition_on_previous_text=False,
             vad_filter=self.vad_filter,
+            hotwords=self.prompt(language),
         )
         segments = [
             Segment(
@@ -198,7 +225,10 @@ class Transcriber:
         tokenizers = [
             Tokenizer(self.model.hf_tokenizer, True, task="transcribe", language=lang) for lang in languages
         ]
-        prompts = [[*tok.sot_sequence, tok.no_timestamps] for tok in tokenizers]
+        prompts = [
+            [*self._prompt_tokens(tok, lang), *tok.sot_sequence, tok.no_timestamps]
+            for tok, lang in zip(tokenizers, languages, strict=True)
+        ]
         limits = [len(p) + int(TOKENS_PER_SECOND * d) + 8 for p, d in zip(prompts, durations, strict=True)]
         results: list[list[Segment]] = [[] for _ in turns]
 
@@ -215,7 +245,18 @@ class Transcriber:
             if on_done is not None:
                 on_done(i, results[i])
 
-        self._decode(np.asarray(encoded), prompts, tokenizers[0], limits, decided)
+        encoded = np.asarray(encoded)
+        by_length: dict[int, list[int]] = {}  # CTranslate2 decodes a batch of prompts of one length
+        for i, prompt in enumerate(prompts):
+            by_length.setdefault(len(prompt), []).append(i)
+        for group in by_length.values():
+            self._decode(
+                encoded[group],
+                [prompts[i] for i in group],
+                tokenizers[0],
+                [limits[i] for i in group],
+                lambda j, heard, group=group: decided(group[j], heard),
+            )
         return results
 
     def _decode(
@@ -310,13 +351,19 @@ class _Try:
         return self.no_speech_prob > NO_SPEECH_LIMIT and self.avg_logprob < LOG_PROB_LIMIT
 
     @property
+    def loops(self) -> bool:
+        """Whether the text loops: too compressible (faster-whisper's rule, for long texts), or a phrase
+        written twice in a row (:mod:`models.loops`; a short turn's loop barely compresses)."""
+        return self.compression_ratio > COMPRESSION_RATIO_LIMIT or bool(find_loops(self.text.split()))
+
+    @property
     def good(self) -> bool:
-        return self.compression_ratio <= COMPRESSION_RATIO_LIMIT and self.avg_logprob >= LOG_PROB_LIMIT
+        return not self.loops and self.avg_logprob >= LOG_PROB_LIMIT
 
     @staticmethod
     def best(tried: list[_Try]) -> _Try:
         """When no temperature satisfied the rules: the surest decoding that does not loop."""
-        not_looping = [t for t in tried if t.compression_ratio <= COMPRESSION_RATIO_LIMIT] or tried
+        not_looping = [t for t in tried if not t.loops] or tried
         return max(not_looping, key=lambda t: t.avg_logprob)
 
     def as_result(self) -> tuple[str, float, float]:

@@ -76,7 +76,7 @@ def test_repeated_runs_of_words_are_found_unless_said_so():
         "Хорошо, одну минуту, я открываю вашу карточку. Хорошо, одну минуту, я открываю вашу карточку."
     ) == ("хорошо одну минуту я открываю вашу карточку",)
     assert repeated_runs("When we'll miss me big. When we'll miss me big. When") == (
-        "when we'll miss me big",
+        "when we ll miss me big",
     )
     assert repeated_runs("Алло? Алло? Вы меня слышите?") == ()  # two words: people do that
     said = "Верните мне деньги, верните мне деньги немедленно!"

@@ -201,10 +201,10 @@ def _instrument(engine: Any, timings: ServerTimings) -> None:
         )
     judge = engine.judge
 
-    def timed_judge(turn: Any) -> Any:
+    def timed_judge(*args: Any) -> Any:
         began = time.perf_counter()
         try:
-            return judge(turn)
+            return judge(*args)
         finally:
             with timings.lock:
                 timings.judge.append(time.perf_counter() - began)

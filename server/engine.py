@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from audio.endpoint import EndpointConfig
@@ -84,12 +85,28 @@ class LiveEngine:
         logger.info("live engine ready in %.1f s (%d workers)", time.perf_counter() - started, pool.workers)
         return engine
 
-    def judge(self, turn: Turn) -> Judged:
-        """The alert categories (forbidden, trigger) found in a final turn."""
+    def judge(self, turn: Turn, before: Turn | None = None, raised_before: Collection[str] = ()) -> Judged:
+        """The alert categories (forbidden, trigger) found in a final turn.
+
+        ``before``: the same speaker's previous turn, when it ended moments before this one began (a
+        pause the endpointer took for the end of a turn; an audit hears the two as one). The two are
+        judged together as well, and an alert of the pair whose words reach into this turn counts for it,
+        unless the previous turn raised it already (``raised_before``)."""
+        turns = (
+            [turn] if before is None else [turn, Turn(f"{before.text} {turn.text}", turn.speaker, turn.lang)]
+        )
         with self._classify_lock:
             classifier = self._classifier
-            found = classifier.classify_batch([turn])[0]
-        alerts = [d for d in found if d.kind.is_alert]
+            found = classifier.classify_batch(turns)
+        alerts = [d for d in found[0] if d.kind.is_alert]
+        if before is not None:
+            offset = len(before.text) + 1
+            have = {d.category for d in alerts} | set(raised_before)
+            alerts += [
+                replace(d, start=max(0, d.start - offset), end=d.end - offset)
+                for d in found[1]
+                if d.kind.is_alert and d.category not in have and d.end > offset
+            ]
         return Judged(alerts, classifier.pack.version)
 
     def category(self, category_id: str) -> Category:

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[str, bool], Awaitable[None]]  # (event JSON, keep for replay)
 OVERLOAD_REPEAT_S = 5.0  # tell a call about overload at most this often
+# a speaker's turns closer than this (seconds) are also judged together: a pause the endpointer took for a
+# turn's end may fall inside a phrase («Это бухгалтерия, | а не я напутала»); an audit hears them as one
+JOIN_GAP_S = 1.0
 _END = object()
 T = TypeVar("T")
 
@@ -100,6 +103,8 @@ class CallSession:
         self._finals: asyncio.Queue[_Final | object] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._last_final_end: dict[str, float] = {}
+        # each speaker's last final turn and the alerts it raised, to judge the next one with it
+        self._previous: dict[str, tuple[TranscriptMessage, frozenset[str]]] = {}
         self._last_overload = -OVERLOAD_REPEAT_S
         self._background: set[asyncio.Task[None]] = set()  # previews and overload notices being sent
         self._early: dict[PieceKey, Future[list[Segment]]] = {}  # pieces of open turns sent ahead
@@ -261,7 +266,13 @@ class CallSession:
         """Store the turn, judge it, store its alerts; runs on a worker thread."""
         store = self._engine.store
         turn_id = store.add_turn(self.call_id, turn.speaker, turn.text, turn.start, turn.end)
-        judged = self._engine.judge(Turn(turn.text, Speaker(turn.speaker), self._language))
+        speaker = Speaker(turn.speaker)
+        previous, raised = self._previous.get(turn.speaker, (None, frozenset()))
+        before = None
+        if previous is not None and turn.start - previous.end <= JOIN_GAP_S:
+            before = Turn(previous.text, speaker, self._language)
+        judged = self._engine.judge(Turn(turn.text, speaker, self._language), before, raised)
+        self._previous[turn.speaker] = (turn, frozenset(d.category for d in judged.detections))
         alerts = []
         for detection in judged.detections:
             alert = self._alert(turn, detection, judged.pack_version)

@@ -533,6 +533,7 @@ class CallScript:
     encoding: str = "pcm16"
     noise_dbfs: float | None = -60.0
     split: str | None = None
+    source: str = ""  # the file it was read from
 
     def build(self, **options: Any) -> SynthCall:
         """The call spoken (:func:`build_call`) with the script's voices and line noise, seeded by its
@@ -564,7 +565,7 @@ def load_call_script(path: str | os.PathLike[str]) -> CallScript:
     path = Path(path)
     data = _read_structured(path)
     if isinstance(data, list):
-        return CallScript(path.stem, _parse_turns(path, data, "item"))
+        return CallScript(path.stem, _parse_turns(path, data, "item"), source=str(path))
     if not isinstance(data, Mapping):
         raise SynthError(f"{path}: a script is a non-empty list of turns, or a call with turns")
     unknown = sorted(str(key) for key in data if key not in _CALL_FIELDS)
@@ -586,7 +587,7 @@ def load_call_script(path: str | os.PathLike[str]) -> CallScript:
     if split is not None and split not in ("tune", "heldout"):
         raise SynthError(f"{path}: split: {split!r} is not tune or heldout")
     logger.debug("loaded call script %s: %d turns", path, len(turns))
-    return CallScript(path.stem, turns, voices, encoding, noise, split)
+    return CallScript(path.stem, turns, voices, encoding, noise, split, str(path))
 
 
 def _read_structured(path: Path) -> Any:

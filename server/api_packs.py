@@ -27,6 +27,7 @@ router = APIRouter(prefix="/v1/packs", tags=["packs"], dependencies=[require(Rol
 
 MAX_IMPORT_BYTES = 2 << 20  # the default pack is ~150 KB
 MAX_EVAL_ROWS = 5000
+MAX_SCRIPT_BYTES = 256 << 10  # a call script is a few KB
 
 
 def _service(request: Request) -> PackService:
@@ -202,6 +203,43 @@ async def evaluate_version(
         raise HTTPException(413, f"at most {MAX_EVAL_ROWS} rows per evaluation, got {len(parsed)}")
     active = await _run(service.store.active)
     return await _run(_compare, service, (name, version), active, parsed)
+
+
+@router.post("/{name}/versions/{version}/evaluate-call")
+async def evaluate_call(request: Request, name: str, version: int, script: UploadFile) -> dict[str, Any]:
+    """A labelled call script (the format of ``callbuffer evaluate-calls``) spoken by the server's TTS into
+    an 8 kHz telephone call, heard by the audit's Whisper and judged by this version: the call's turn
+    table (said / heard / alerted, hits, misses, false alarms) and its totals. 422 names the file and
+    field of a bad script, 503 says which speech tool this server lacks."""
+    from server.audit_jobs import make_auditor
+    from server.call_eval_run import (
+        CallEvalError,
+        SpeechUnavailableError,
+        audit_calls,
+        check_labels,
+        load_uploaded_script,
+        speak_call,
+    )
+
+    data = await script.read(MAX_SCRIPT_BYTES + 1)
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise HTTPException(413, f"a call script is at most {MAX_SCRIPT_BYTES >> 10} KB")
+    service = _service(request)
+
+    def run() -> dict[str, Any]:
+        classifier = service.classifier(name, version)
+        uploaded = load_uploaded_script(script.filename or "call.yaml", data)
+        check_labels(uploaded, classifier.pack)
+        auditor = make_auditor(service.engine.settings, classifier)
+        report = audit_calls([speak_call(uploaded)], auditor)
+        return {"name": name, "version": version, **report.to_dict()}
+
+    try:
+        return await _run(run)
+    except SpeechUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from None
+    except CallEvalError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _compare(

@@ -32,7 +32,6 @@ from models.audit import (
     AuditError,
     AuditOptions,
     Auditor,
-    batched,
     file_sha256,
     transcribe_options,
 )
@@ -241,21 +240,14 @@ def load_auditor(settings: Settings) -> Auditor:
     """Whisper and the classifier, once for the batch; :class:`AuditSetupError` when they cannot load."""
     from models.encoders import EncoderError
     from models.packs import PackError
-    from models.whisper_model import ModelUnavailableError, load_whisper
+    from models.whisper_model import ModelUnavailableError
+    from server.audit_jobs import make_auditor
     from server.engine import build_classifier
 
     try:
-        classifier = build_classifier(settings)
-        model = load_whisper(settings.whisper_model, cache_dir=settings.cache_dir)
+        return make_auditor(settings, build_classifier(settings))
     except (PackError, EncoderError, ModelUnavailableError, OSError) as exc:
         raise AuditSetupError(f"cannot load the models: {exc}") from exc
-    pipeline, extra = batched(model)
-    return Auditor(
-        pipeline,
-        classifier,
-        model_info={"whisper": settings.whisper_model, "encoder": settings.encoder},
-        transcribe_extra=extra,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from server.audit_store import AuditStore
 
 if TYPE_CHECKING:
+    from models.audit import Auditor
+    from models.classifier import PhraseClassifier
     from server.config import Settings
     from server.engine import LiveEngine
 
@@ -78,21 +80,29 @@ class AuditRunner:
         logger.info("audited %s: score %s", call_id, (report.get("scorecard") or {}).get("score"))
 
 
+def make_auditor(settings: Settings, classifier: PhraseClassifier) -> Auditor:
+    """An auditor with the configured Whisper (loaded once per process, batched over a channel's speech)
+    and `classifier`: what `callbuffer audit`, uploads and the trainer's labelled calls all hear with."""
+    from models.audit import Auditor, batched
+    from models.whisper_model import load_whisper
+
+    pipeline, extra = batched(load_whisper(settings.whisper_model, cache_dir=settings.cache_dir))
+    return Auditor(
+        pipeline,
+        classifier,
+        model_info={"whisper": settings.whisper_model, "encoder": settings.encoder},
+        transcribe_extra=extra,
+    )
+
+
 def audit_function(settings: Settings, engine: LiveEngine) -> tuple[AuditFn, tuple[type[Exception], ...]]:
     """The audit the server runs on uploads (the live engine's classifier of the active pack, Whisper's
     full window), and the errors that mean "this recording cannot be audited" rather than a fault. The
     model loads at the first upload, on the audit thread, so the server starts as fast without audits."""
-    from models.audit import AuditError, AuditOptions, Auditor, batched
-    from models.whisper_model import load_whisper
+    from models.audit import AuditError, AuditOptions
 
     def run(path: Path, options: dict[str, Any]) -> dict[str, Any]:
-        pipeline, extra = batched(load_whisper(settings.whisper_model, cache_dir=settings.cache_dir))
-        auditor = Auditor(
-            pipeline,
-            engine.classifier,
-            model_info={"whisper": settings.whisper_model, "encoder": settings.encoder},
-            transcribe_extra=extra,
-        )
+        auditor = make_auditor(settings, engine.classifier)
         audit_options = AuditOptions(
             roles=tuple(options.get("channels") or ("agent", "customer")),
             language=options.get("language"),

@@ -48,13 +48,17 @@ def evaluate_calls(
 ) -> None:
     """Run labelled call scripts (files, or folders of them) through the audit path or the live engine
     and print alert recall, false alarms per call, per category, and the turn table."""
-    from server.call_eval_run import CallEvalError, load_scripts, speak_call  # models load only when run
+    from models.packs import PackError, load_pack
+    from server.call_eval_run import CallEvalError, check_labels, load_scripts, speak_call
 
     try:
         scripts = load_scripts(paths)
+        labels = load_pack(settings_from(pack=pack).pack)
+        for script in scripts:
+            check_labels(script, labels)
         click.echo(f"speaking {len(scripts)} calls", err=True)
         calls = [speak_call(script) for script in scripts]
-    except CallEvalError as exc:
+    except (CallEvalError, PackError) as exc:
         raise click.ClickException(str(exc)) from exc
 
     def say(message: str) -> None:

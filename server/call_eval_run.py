@@ -24,15 +24,16 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from audio.codecs import mulaw_encode
-from audio.synth import CallScript, SynthCall, SynthError, load_call_script
+from audio.synth import CallScript, MissingToolError, SynthCall, SynthError, load_call_script
 from models.audit import AuditOptions, Auditor
 from models.call_eval import CallResult, CallSetReport, HeardTurn, SaidTurn, score_call
+from models.packs import PhrasePack
 from server.calls import CallRegistry
 from server.engine import LiveEngine
 from server.protocol import StartMessage
@@ -46,6 +47,10 @@ Progress = Callable[[str], None]
 
 class CallEvalError(ValueError):
     """Labelled calls that cannot be read or spoken: the message names the file and the field."""
+
+
+class SpeechUnavailableError(CallEvalError):
+    """The text-to-speech tools a script needs (festival and its voices, espeak-ng, sox) are missing here."""
 
 
 @dataclass(frozen=True)
@@ -105,10 +110,28 @@ def load_scripts(paths: Iterable[str | os.PathLike[str]]) -> list[CallScript]:
     return scripts
 
 
+def check_labels(script: CallScript, pack: PhrasePack) -> None:
+    """Every category a script expects or allows is an alert category of `pack`, on the side that says
+    it; :class:`CallEvalError` names the file, the turn and the field otherwise."""
+    sides = {c.id: c.speaker.value for c in pack.categories if c.kind.is_alert}
+    for i, turn in enumerate(script.turns):
+        for field_name in ("expect", "also_ok"):
+            for category in getattr(turn, field_name):
+                where = f"{script.source or script.name}: turns: item {i}: {field_name}"
+                if category not in sides:
+                    raise CallEvalError(
+                        f"{where}: {category!r} is no alert category of pack {pack.name} v{pack.version}"
+                    )
+                if sides[category] != turn.speaker:
+                    raise CallEvalError(f"{where}: {category!r} is raised on {sides[category]} turns only")
+
+
 def speak_call(script: CallScript) -> LabelledCall:
     """The script spoken into an 8 kHz stereo telephone-band call (:meth:`CallScript.build`)."""
     try:
         call = script.build()
+    except MissingToolError as exc:
+        raise SpeechUnavailableError(f"{script.name}: cannot speak the call here: {exc}") from exc
     except SynthError as exc:
         raise CallEvalError(f"{script.name}: cannot speak the call: {exc}") from exc
     languages = {t.lang for t in script.turns}
@@ -117,6 +140,21 @@ def speak_call(script: CallScript) -> LabelledCall:
     return LabelledCall(
         script.name, script.split, language, script.encoding, call.sample_rate, call.samples, said
     )
+
+
+def load_uploaded_script(filename: str, data: bytes) -> CallScript:
+    """A script a trainer uploaded: read as a file of that name, so errors name it as they know it."""
+    name = Path(filename or "call.yaml").name
+    if Path(name).suffix.lower() not in SCRIPT_SUFFIXES:
+        raise CallEvalError(f"{name}: a call script is a .yaml, .yml or .json file")
+    with tempfile.TemporaryDirectory(prefix="callbuffer-script-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        try:
+            script = load_call_script(path)
+        except SynthError as exc:
+            raise CallEvalError(str(exc).replace(f"{tmp}{os.sep}", "")) from exc
+    return replace(script, source=name)
 
 
 # -- the audit path -----------------------------------------------------------------------------------

@@ -96,10 +96,14 @@ def test_the_live_engine_hears_the_same_call_and_prints_the_table(env, script: P
             "turns: item 1: lang: unknown language",
         ),
         (("line: {encoding: mulaw", "line: {encoding: opus"), "line: encoding: 'opus'"),
+        (("expect: [not_my_job]", "expect: [not_my_jobs]"), "expect: 'not_my_jobs' is no alert category"),
+        (("expect: [not_my_job]", "expect: [asks_when]"), "expect: 'asks_when' is raised on customer turns"),
     ],
 )
 def test_a_malformed_script_stops_the_run_naming_the_file_and_field(env, script: Path, change, message):
-    """A bad script among good ones: nothing is spoken or loaded, the error names the file and field."""
+    """A bad script among good ones (a rate that is no number, a category id that is no list, an unknown
+    language, an unknown codec, a category the pack does not have, a customer's category on an agent's
+    turn): nothing is spoken or loaded, the error names the file and field."""
     good = script.parent / "a-good.yaml"
     good.write_text(SCRIPT, encoding="utf-8")
     script.write_text(SCRIPT.replace(*change), encoding="utf-8")

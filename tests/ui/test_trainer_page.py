@@ -32,6 +32,25 @@ MISSED = "Разбирайтесь с курьером сами, я тут ни 
 EXAMPLES_RU = '.phrase-group[data-list="examples"][data-lang="ru"]'
 COUNTER_RU = '.phrase-group[data-list="counter_examples"][data-lang="ru"]'
 REFUSED = r"status of 422"  # Chromium logs a refused request as a console error
+HEAR_MS = 180_000  # a call script is spoken, heard by Whisper and judged: 10-60 s, more on a slow machine
+SAID = [
+    "Good afternoon, support, Anna speaking.",
+    "I want to speak to your manager right now.",
+    "Of course, I will put you through to my manager.",
+]
+# A labelled call in English, both sides spoken by espeak-ng; the customer asks for a manager.
+CALL_SCRIPT = f"""\
+voices:
+  agent: {{tts: espeak-ng, voice: en-us+m3}}
+  customer: {{tts: espeak-ng, voice: en-us+f2}}
+turns:
+  - {{speaker: agent, lang: en, text: "{SAID[0]}"}}
+  - speaker: customer
+    lang: en
+    text: {SAID[1]}
+    expect: [escalation_request]
+  - {{speaker: agent, lang: en, text: "{SAID[2]}"}}
+"""
 
 
 # -- the server's API ---------------------------------------------------------------------------------
@@ -363,6 +382,76 @@ def test_evaluate_with_reviewers_flags_and_bad_rows(open_trainer, module_server,
     page.locator("#eval-run").click()
     expect(page.locator("#eval-status")).to_have_attribute("data-state", "error", timeout=BUILD_MS)
     expect(page.locator("#eval-status")).to_contain_text(":2:")
+
+
+def test_a_labelled_call_is_spoken_heard_and_shown_turn_by_turn(open_trainer, module_server, tmp_path):
+    """A trainer uploads a call script and clicks "Hear the call": the page is busy while the server speaks
+    and hears it, then shows the summary and the turn table: each said turn with what the recogniser
+    heard, and the customer's expected alert as a hit or a miss (the recogniser decides which)."""
+    for tool in ("espeak-ng", "text2wave", "sox"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"Debian tool not installed: {tool}")
+    script = tmp_path / "manager.yaml"
+    script.write_text(CALL_SCRIPT, encoding="utf-8")
+    page = open_trainer(module_server, "?pack=default&version=1")
+    selected(page, "eval")
+    page.locator("#call-file").set_input_files(str(script))
+    page.locator("#call-run").click()
+    status = page.locator("#call-status")
+    expect(status).to_have_attribute("data-state", "busy")
+    expect(page.locator("#call-run")).to_be_disabled()
+    expect(page.locator("#call-elapsed")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    expect(status).to_have_attribute("data-state", "done", timeout=HEAR_MS)
+    expect(status).to_contain_text("manager.yaml")
+    expect(page.locator("#call-run")).to_be_enabled()
+    expect(page.locator("#call-elapsed")).to_have_text("")
+
+    said = page.locator('#call-table tbody tr.call-row[data-said="said"]')
+    expect(said).to_have_count(3)
+    expect(said.locator(".call-speaker")).to_have_text(["agent", "customer", "agent"])
+    expect(said.locator(".call-said")).to_have_text(SAID)
+    for i in range(3):
+        expect(said.nth(i).locator(".call-heard-text").first).to_have_text(re.compile(r"\w"))
+    asked = said.nth(1).locator('.call-chip[data-category="escalation_request"]')
+    expect(asked).to_have_count(1)
+    assert asked.get_attribute("data-outcome") in {"hit", "miss"}
+    expect(page.locator('#call-summary tr[data-metric="alerts"] td')).to_contain_text("of 1")
+    expect(page.locator("#call-summary .call-about")).to_contain_text("default v1")
+    # Speech heard where nothing was said is shown as such.
+    for row in page.locator('#call-table tbody tr.call-row[data-said="none"]').all():
+        expect(row.locator(".call-said")).to_contain_text("(nothing said)")
+
+    page.locator("#call-summary").scroll_into_view_if_needed()
+    shot = tmp_path / "trainer-call.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+def test_a_malformed_call_script_shows_the_servers_reason(open_trainer, module_server, problems):
+    """No file asks for one; a script with an unknown language is refused with the server's own words,
+    naming the file and the field, and no turn table is shown."""
+    problems.allow(REFUSED)
+    bad = CALL_SCRIPT.replace(f'lang: en, text: "{SAID[2]}"', f'lang: fr, text: "{SAID[2]}"')
+    upload = {"name": "broken.yaml", "mimeType": "application/yaml", "buffer": bad.encode()}
+    refused = module_server.http("trainer").post(
+        f"{module_server.url}/v1/packs/default/versions/1/evaluate-call",
+        files={"script": (upload["name"], upload["buffer"], upload["mimeType"])},
+    )
+    assert refused.status_code == 422, refused.text
+    page = open_trainer(module_server, "?pack=default&version=1")
+    selected(page, "eval")
+    status = page.locator("#call-status")
+    page.locator("#call-run").click()
+    expect(status).to_have_attribute("data-state", "error")
+    expect(status).to_contain_text("Choose a call script")
+    page.locator("#call-file").set_input_files(files=[upload])
+    page.locator("#call-run").click()
+    expect(status).to_have_attribute("data-state", "error", timeout=BUILD_MS)
+    expect(status).to_contain_text(refused.json()["detail"])
+    for words in ("broken.yaml", "turns: item 2: lang", "'fr'"):
+        expect(status).to_contain_text(words)
+    expect(page.locator("#call-table")).to_be_hidden()
+    expect(page.locator("#call-table tbody tr")).to_have_count(0)
 
 
 def test_import_shows_file_line_and_field(open_trainer, module_server, problems, tmp_path):

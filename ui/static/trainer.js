@@ -12,6 +12,9 @@
 //   POST /v1/packs/{name}/versions/{v}/try           {text, speaker, lang} -> {"labels": [...]}
 //   POST /v1/packs/{name}/versions/{v}/evaluate      JSON lines (or ?source=flags)
 //                                                    -> {draft, active, changed}
+//   POST /v1/packs/{name}/versions/{v}/evaluate-call multipart `script` (a call script, YAML or JSON)
+//                                                    -> {name, version, mode, totals, calls: [{turns}]};
+//                                                    422 detail names the file and field, 413, 503
 //   POST /v1/packs/{name}/versions/{v}/publish       -> {"active": {name, version}}
 //   GET  /v1/flags/export?status=dismissed           -> JSON lines of dismissed flags
 // Served at /trainer and /static/trainer.html: every path here is absolute. `?pack=NAME&version=N` opens a
@@ -24,7 +27,7 @@
 "use strict";
 
 (() => {
-  const { h, str, list, when, auth, authFetch } = window.cb;
+  const { h, str, list, speakerOf, clock, when, auth, authFetch } = window.cb;
 
   const TRY_DEBOUNCE_MS = 400;
   const BUILDING_AFTER_MS = 700;
@@ -47,6 +50,13 @@
   };
   const SPEAKERS = { agent: "agent", customer: "customer", unknown: "unknown" };
   const MAX_RESPONSES = 4;
+  // a turn's alert outcomes in a heard call: chip class, mark, and what it means
+  const OUTCOMES = {
+    hit: { chip: "chip--ok", mark: "✓", label: "raised as expected · сработала" },
+    miss: { chip: "chip--miss", mark: "✗", label: "missed · пропущена" },
+    false: { chip: "chip--false", mark: "!", label: "false alarm · ложное срабатывание" },
+    also: { chip: "chip--also", mark: "~", label: "raised, allowed here · допустимо" },
+  };
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -104,6 +114,15 @@
     evalChanged: $("eval-changed"),
     evalChangedCount: $("eval-changed-count"),
     evalChangedEmpty: $("eval-changed-empty"),
+    callEval: $("call-eval"),
+    callForm: $("call-form"),
+    callFile: $("call-file"),
+    callRun: $("call-run"),
+    callElapsed: $("call-elapsed"),
+    callStatus: $("call-status"),
+    callResult: $("call-result"),
+    callSummary: $("call-summary"),
+    callBody: document.querySelector("#call-table tbody"),
     diffForm: $("diff-form"),
     diffFrom: $("diff-from"),
     diffTo: $("diff-to"),
@@ -136,6 +155,7 @@
     rejected: loadRejected(),
     evalAlsoOk: new Map(),
     lastEval: null,
+    callTimer: null,
     trySeq: 0,
     tryTimer: null,
     tryAbort: null,
@@ -1145,6 +1165,198 @@
     }
   }
 
+  // ---------------------------------------------------------------- a labelled call, spoken and heard
+
+  // The chosen call script is spoken by the server's TTS into a phone call, heard by the audit's Whisper
+  // and judged by the selected version (10–60 s): the turn table, said against heard, with each turn's
+  // alerts as hit / missed / false alarm / allowed.
+  async function runCall() {
+    if (!state.name || state.callTimer !== null) return;
+    const file = ui.callFile.files && ui.callFile.files[0];
+    if (!file) {
+      setStatus(ui.callStatus, "error", "Choose a call script first (.yaml, .json) · Выберите файл сценария");
+      ui.callFile.focus();
+      return;
+    }
+    const name = state.name;
+    const version = state.version;
+    const form = new FormData();
+    form.append("script", file, file.name);
+    const started = Date.now();
+    const elapsed = () => clock((Date.now() - started) / 1000);
+    ui.callRun.disabled = true;
+    ui.callFile.disabled = true;
+    ui.callResult.hidden = true;
+    ui.callEval.setAttribute("aria-busy", "true");
+    ui.callElapsed.textContent = elapsed();
+    state.callTimer = window.setInterval(() => {
+      ui.callElapsed.textContent = elapsed();
+    }, 1000);
+    setStatus(
+      ui.callStatus,
+      "busy",
+      `Speaking ${file.name} and listening with v${version}… (10–60 s) · Озвучиваем и распознаём звонок…`,
+    );
+    try {
+      const result = await api(`/v1/packs/${encodeURIComponent(name)}/versions/${version}/evaluate-call`, {
+        method: "POST",
+        body: form,
+      });
+      renderCall(result);
+      const totals = (result && result.totals) || {};
+      const unsaved = isDirty() ? " · unsaved edits are not included: save to hear them" : "";
+      const judge = reportLabel(result, `v${version}`);
+      setStatus(
+        ui.callStatus,
+        "done",
+        `${file.name}: heard and judged by ${judge} in ${elapsed()} · готово${unsaved}`,
+      );
+      announce(`Alerts raised: ${num(totals.hits)} of ${num(totals.expected)}`);
+    } catch (err) {
+      setStatus(ui.callStatus, "error", `Could not hear the call · Звонок не прослушан:\n${err.message}`);
+    } finally {
+      window.clearInterval(state.callTimer);
+      state.callTimer = null;
+      ui.callElapsed.textContent = "";
+      ui.callRun.disabled = false;
+      ui.callFile.disabled = false;
+      ui.callEval.removeAttribute("aria-busy");
+    }
+  }
+
+  function renderCall(result) {
+    const totals = (result && result.totals) || {};
+    const calls = list(result && result.calls).filter((c) => c && typeof c === "object");
+    ui.callResult.hidden = false;
+
+    // Summary: alerts raised of expected, false alarms, repeated finals.
+    const about = h("p", "muted small call-about");
+    const names = calls.map((c) => `${str(c.name)}${c.split ? ` (${str(c.split)})` : ""}`).join(", ");
+    about.textContent =
+      `${names || "call"} · heard by the ${str(result && result.mode) || "audit"} path, ` +
+      `judged by ${reportLabel(result, "the selected version")}`;
+    const table = h("table", "eval-summary-table call-summary-table");
+    const tbody = h("tbody");
+    const metric = (key, label, text, verdict) => {
+      const tr = h("tr");
+      tr.dataset.metric = key;
+      const td = h("td", "", text);
+      td.dataset.verdict = verdict;
+      tr.append(h("th", "", label), td);
+      tbody.append(tr);
+    };
+    const expected = num(totals.expected);
+    const hits = num(totals.hits);
+    const known = totals.recall !== null && totals.recall !== undefined;
+    const recall = known ? ` (${Math.round(num(totals.recall) * 100)}%)` : "";
+    metric(
+      "alerts",
+      "Alerts raised · Подсказки сработали",
+      `${hits} of ${expected}${recall}`,
+      expected === 0 ? "same" : hits >= expected ? "better" : "worse",
+    );
+    const falseAlarms = num(totals.false_alarms);
+    metric(
+      "false_alarms",
+      "False alarms · Ложные срабатывания",
+      String(falseAlarms),
+      falseAlarms ? "worse" : "better",
+    );
+    const repeated = num(totals.repeated_finals);
+    metric(
+      "repeated_finals",
+      "Repeated finals · Повторы в распознанном",
+      String(repeated),
+      repeated ? "worse" : "better",
+    );
+    table.append(tbody);
+    const failed = list(result && result.failed).map((f) =>
+      h("p", "status call-failed", `${str(f && f.call)}: ${str(f && f.error)}`),
+    );
+    for (const p of failed) p.dataset.state = "error";
+    ui.callSummary.replaceChildren(about, table, ...failed);
+
+    // The turn table, call by call.
+    const rows = [];
+    for (const call of calls) {
+      if (calls.length > 1) {
+        const tr = h("tr", "call-group");
+        const th = h("th", "", str(call.name));
+        th.colSpan = 5;
+        th.scope = "colgroup";
+        tr.append(th);
+        rows.push(tr);
+      }
+      for (const turn of list(call.turns)) if (turn && typeof turn === "object") rows.push(callRow(turn));
+    }
+    if (!rows.length) {
+      const tr = h("tr");
+      const td = h("td", "muted", "Nothing was said or heard · Ничего не сказано и не распознано");
+      td.colSpan = 5;
+      tr.append(td);
+      rows.push(tr);
+    }
+    ui.callBody.replaceChildren(...rows);
+  }
+
+  function callRow(turn) {
+    const said = turn.said === null || turn.said === undefined ? null : str(turn.said);
+    const speaker = speakerOf(turn.speaker);
+    const hits = list(turn.hits).map(str);
+    const misses = list(turn.misses).map(str);
+    const falseAlarms = list(turn.false_alarms).map(str);
+    const allowed = list(turn.alerted)
+      .map(str)
+      .filter((c) => !hits.includes(c) && !falseAlarms.includes(c));
+    const tr = h("tr", "call-row");
+    tr.dataset.said = said === null ? "none" : "said";
+    tr.dataset.speaker = speaker;
+    if (misses.length) tr.dataset.missed = "true";
+    if (falseAlarms.length) tr.dataset.falseAlarm = "true";
+
+    const time = h("td", "call-time");
+    time.append(h("time", "", clock(turn.start)));
+    time.title = `${fixed(turn.start, 1)}–${fixed(turn.end, 1)} s`;
+    const who = h("td", "call-speaker");
+    who.append(h("span", `speaker speaker--${speaker}`, speaker));
+    const saidCell = h("td", "call-said");
+    if (said === null) saidCell.append(h("span", "muted call-none", "(nothing said) · (ничего не сказано)"));
+    else saidCell.textContent = said;
+    const heardCell = h("td", "call-heard");
+    const heard = list(turn.heard)
+      .map((piece) => str(piece && piece.text))
+      .filter((text) => text.trim());
+    if (!heard.length) {
+      heardCell.append(h("span", "muted call-none", "(nothing heard) · (ничего не распознано)"));
+    }
+    for (const text of heard) heardCell.append(h("span", "call-heard-text", text));
+    for (const run of list(turn.repeated)) {
+      heardCell.append(h("span", "call-repeat", `repeated · повтор: «${str(run)}»`));
+    }
+    const alerts = h("td", "call-alerts");
+    const chips = h("div", "chips");
+    for (const c of hits) chips.append(outcomeChip("hit", c));
+    for (const c of misses) chips.append(outcomeChip("miss", c));
+    for (const c of falseAlarms) chips.append(outcomeChip("false", c));
+    for (const c of allowed) chips.append(outcomeChip("also", c));
+    if (!chips.childElementCount) chips.append(h("span", "muted", "—"));
+    alerts.append(chips);
+    tr.append(time, who, saidCell, heardCell, alerts);
+    return tr;
+  }
+
+  function outcomeChip(outcome, category) {
+    const { chip: className, mark, label } = OUTCOMES[outcome];
+    const chip = h("span", `chip call-chip ${className}`);
+    chip.dataset.outcome = outcome;
+    chip.dataset.category = category;
+    chip.title = `${label}: ${category}`;
+    const sign = h("span", "call-chip-mark", mark);
+    sign.setAttribute("aria-hidden", "true");
+    chip.append(sign, h("span", "visually-hidden", `${label}: `), category);
+    return chip;
+  }
+
   // ---------------------------------------------------------------- diff
 
   function renderDiffOptions() {
@@ -1544,6 +1756,10 @@
     ui.evalFile.addEventListener("change", loadEvalFile);
     ui.evalAll.addEventListener("change", () => {
       if (state.lastEval) renderEval(state.lastEval);
+    });
+    ui.callForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      runCall();
     });
     ui.diffForm.addEventListener("submit", runDiff);
     window.addEventListener("beforeunload", (event) => {

@@ -62,7 +62,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -455,6 +455,7 @@ class Auditor:
         hallucinations: HallucinationFilter | None = None,
         transcribe_extra: dict[str, Any] | None = None,
         diarizer: Diarizer | None = None,
+        prompts: Mapping[str, str] | None = None,
     ) -> None:
         """``model_info`` (e.g. ``{"whisper": "bundled", "encoder": "e5"}``) is copied into each report;
         ``transcribe_extra`` are further ``transcribe`` options (``batch_size`` for a batched pipeline);
@@ -465,6 +466,7 @@ class Auditor:
         self.classifier = classifier
         self.hallucinations = hallucinations or HallucinationFilter()
         self.transcribe_extra = dict(transcribe_extra or {})
+        self.prompts = dict(prompts or {})  # by language: what Whisper reads first (models.decoder_prompt)
         pack = classifier.pack
         self.model_info = {**(model_info or {}), "pack": pack.name, "pack_version": pack.version}
         self.forbidden = frozenset(c.id for c in pack.categories if c.kind is Kind.FORBIDDEN)
@@ -525,7 +527,8 @@ class Auditor:
         heard: dict[str, float] = {}
         roles, notes = [c.speaker for c in channels], []
         for channel in channels:
-            found, lang = transcribe_channel(self.model, channel.samples, language, **self.transcribe_extra)
+            extra = {**self.transcribe_extra, "hotwords": self.prompts.get(language) if language else None}
+            found, lang = transcribe_channel(self.model, channel.samples, language, **extra)
             kept = [h for h in found if not self.hallucinations.is_hallucination(h.segment)]
             words = [w for h in kept for w in h.words]
             words = [words[i] for i in loop_free([w.text for w in words])]  # each spoken word once

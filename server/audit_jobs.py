@@ -84,6 +84,7 @@ def make_auditor(settings: Settings, classifier: PhraseClassifier) -> Auditor:
     """An auditor with the configured Whisper (loaded once per process, batched over a channel's speech)
     and `classifier`: what `callbuffer audit`, uploads and the trainer's labelled calls all hear with."""
     from models.audit import Auditor, batched
+    from models.decoder_prompt import decoder_prompts
     from models.whisper_model import load_whisper
 
     pipeline, extra = batched(load_whisper(settings.whisper_model, cache_dir=settings.cache_dir))
@@ -92,6 +93,7 @@ def make_auditor(settings: Settings, classifier: PhraseClassifier) -> Auditor:
         classifier,
         model_info={"whisper": settings.whisper_model, "encoder": settings.encoder},
         transcribe_extra=extra,
+        prompts=decoder_prompts(classifier.pack) if settings.whisper_prompt else None,
     )
 
 

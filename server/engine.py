@@ -11,7 +11,9 @@ from pathlib import Path
 
 from audio.endpoint import EndpointConfig
 from models.classifier import Detection, PhraseClassifier, Turn
+from models.decoder_prompt import decoder_prompts
 from models.encoders import get_encoder
+from models.heard import load_heard
 from models.packs import Category, load_pack
 from server.config import Settings
 from server.pool import TranscriptionPool
@@ -32,7 +34,8 @@ def build_classifier(settings: Settings) -> PhraseClassifier:
             started = time.perf_counter()
             pack = load_pack(pack_path)
             encoder = get_encoder(settings.encoder, settings.cache_dir)
-            _classifiers[key] = PhraseClassifier(pack, encoder, cache_dir=settings.cache_dir)
+            heard = load_heard()  # what Whisper hears of the pack's phrases (models/heard.py)
+            _classifiers[key] = PhraseClassifier(pack, encoder, cache_dir=settings.cache_dir, heard=heard)
             logger.info(
                 "classifier for pack %s v%d ready in %.2f s",
                 pack.name,
@@ -71,6 +74,7 @@ class LiveEngine:
         self.endpoint = endpoint
         self._classifier = classifier
         self._classify_lock = threading.Lock()
+        self._steer(classifier)
 
     @classmethod
     def start(cls, settings: Settings) -> LiveEngine:
@@ -118,9 +122,14 @@ class LiveEngine:
         return self._classifier
 
     def use_classifier(self, classifier: PhraseClassifier) -> None:
-        """Judge turns from now on with `classifier` (a newly published pack)."""
+        """Judge turns from now on with `classifier` (a newly published pack), and hear them with its
+        decoder prompt."""
         with self._classify_lock:
             self._classifier = classifier
+        self._steer(classifier)
+
+    def _steer(self, classifier: PhraseClassifier) -> None:
+        self.pool.use_prompts(decoder_prompts(classifier.pack) if self.settings.whisper_prompt else {})
 
     def close(self) -> None:
         self.pool.close()
@@ -143,6 +152,7 @@ def transcription_pool(settings: Settings) -> TranscriptionPool:
         capacity=settings.queue_capacity,
         transcribe_batch=transcriber.transcribe_batch,
         max_batch=settings.whisper_batch,
+        set_prompts=transcriber.set_prompts,
     )
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -94,6 +94,7 @@ class TranscriptionPool:
         capacity: int,
         transcribe_batch: TranscribeBatch | None = None,
         max_batch: int = 1,
+        set_prompts: Callable[[Mapping[str, str]], None] | None = None,
     ) -> None:
         if workers < 1 or capacity < 1 or max_batch < 1:
             raise ValueError(
@@ -106,6 +107,8 @@ class TranscriptionPool:
         self.max_batch = max_batch
         self._transcribe = transcribe
         self._transcribe_batch = transcribe_batch
+        self._set_prompts = set_prompts
+        self.prompts: dict[str, str] = {}  # what the recogniser reads before each turn, by language
         self._cond = threading.Condition()
         self._finals: OrderedDict[str, deque[_Job]] = OrderedDict()  # call id -> its waiting finals
         self._guesses: OrderedDict[str, deque[_Job]] = OrderedDict()  # call id -> its waiting guesses
@@ -197,6 +200,13 @@ class TranscriptionPool:
         """More final turns wait than the pool's capacity."""
         with self._cond:
             return self._queued_finals() > self.capacity
+
+    def use_prompts(self, prompts: Mapping[str, str]) -> None:
+        """The text the recogniser reads before each turn, by language (:mod:`models.decoder_prompt`),
+        from the next job on; nothing when the pool's transcriber takes none."""
+        if self._set_prompts is not None:
+            self._set_prompts(prompts)
+            self.prompts = dict(prompts)
 
     def queued(self) -> int:
         """Final turns waiting for a worker."""

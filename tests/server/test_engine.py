@@ -40,10 +40,13 @@ def test_a_phrase_cut_by_a_pause_is_judged_across_it(engine):
 
 def test_an_alert_the_previous_turn_raised_is_not_raised_again(engine):
     customer = Speaker.CUSTOMER
-    before, turn = Turn("I want to talk to", customer, "en"), Turn("your supervisor.", customer, "en")
+    before, turn = (
+        Turn("Put me through to your manager,", customer, "en"),
+        Turn("and do it now.", customer, "en"),
+    )
     assert categories(engine.judge(before)) == ["escalation_request"]
+    assert categories(engine.judge(turn)) == []
     assert categories(engine.judge(turn, before, raised_before={"escalation_request"})) == []
-    assert categories(engine.judge(turn, before)) == ["escalation_request"]
 
 
 def test_words_only_in_the_previous_turn_raise_nothing_for_this_one(engine):
@@ -52,3 +55,36 @@ def test_words_only_in_the_previous_turn_raise_nothing_for_this_one(engine):
     before = Turn("Я этим не занимаюсь, звоните в другой отдел.", agent, "ru")
     turn = Turn("Номер телефона у вас есть?", agent, "ru")
     assert categories(engine.judge(turn, before)) == []
+
+
+def test_the_decoder_prompt_follows_the_published_pack(shared_models, cache_dir, tmp_path):
+    """With the prompt on, the live recogniser reads the active pack's everyday phrases before each turn;
+    a pack published with other everyday phrases is read from the next turn on. Off (the default), it
+    reads none."""
+    from models.classifier import PhraseClassifier
+    from models.decoder_prompt import decoder_prompts
+    from models.packs import ByLanguage
+    from server.config import Settings
+    from server.engine import LiveEngine
+    from server.store import Store
+
+    pool, classifier, endpoint = shared_models
+    settings = Settings(cache_dir=cache_dir, data_dir=tmp_path, whisper_prompt=True)
+    engine = LiveEngine(settings, Store(settings.db_path), pool, classifier, endpoint)
+    try:
+        assert pool.prompts == decoder_prompts(classifier.pack)
+        assert pool.prompts["ru"].startswith("Здравствуйте")
+        hotel = classifier.pack.model_copy(
+            update={
+                "version": 2,
+                "neutral": ByLanguage(ru=["Гостиница «Волна», администратор Ирина, слушаю вас."], en=[]),
+            }
+        )
+        engine.use_classifier(PhraseClassifier(hotel, classifier.encoder))
+        assert pool.prompts == {"ru": "Гостиница «Волна», администратор Ирина, слушаю вас."}
+    finally:
+        off = LiveEngine(
+            Settings(cache_dir=cache_dir, data_dir=tmp_path), engine.store, pool, classifier, endpoint
+        )
+        engine.store.close()
+    assert off.pool.prompts == {}  # the shared pool is left as every other test expects it

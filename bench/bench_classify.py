@@ -22,6 +22,7 @@ from pathlib import Path  # noqa: E402
 
 from models.classifier import PhraseClassifier, Speaker, Turn  # noqa: E402
 from models.encoders import get_encoder  # noqa: E402
+from models.heard import load_heard  # noqa: E402
 from models.packs import load_pack  # noqa: E402
 
 OPENERS = ["", "Ну ", "Слушайте, ", "Так, ", "Короче, ", "Well, ", "Look, ", "Okay so "]
@@ -69,12 +70,14 @@ def main() -> None:
         started = time.perf_counter()
         encoder = get_encoder(args.encoder)
         loaded = time.perf_counter()
-        PhraseClassifier(pack, encoder, cache_dir=Path(tmp))
+        heard = load_heard()
+        PhraseClassifier(pack, encoder, cache_dir=Path(tmp), heard=heard)
         cold = time.perf_counter()
-        clf = PhraseClassifier(pack, encoder, cache_dir=Path(tmp))
+        clf = PhraseClassifier(pack, encoder, cache_dir=Path(tmp), heard=heard)
         warm = time.perf_counter()
     print(f"encoder {encoder.name}: model load {loaded - started:.2f} s")
-    print(f"classifier build, cold cache (embeds {clf.phrase_count} pack phrases): {cold - loaded:.2f} s")
+    phrases = f"{clf.phrase_count} pack phrases and {clf.heard_count} heard variants"
+    print(f"classifier build, cold cache (embeds {phrases}): {cold - loaded:.2f} s")
     print(f"classifier build, warm cache: {warm - cold:.2f} s")
     print(f"load total (model + warm build): {loaded - started + warm - cold:.2f} s")
 

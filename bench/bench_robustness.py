@@ -25,6 +25,7 @@ from pathlib import Path
 from models.classifier import PhraseClassifier, Speaker, Turn
 from models.encoders import get_encoder
 from models.evaluation import EvalRow, evaluate, load_eval
+from models.heard import load_heard
 from models.packs import load_pack
 from models.text import normalise
 
@@ -129,7 +130,8 @@ def main() -> None:
     parser.add_argument("--audio", type=int, default=0, help="prompt recordings per language to transcribe")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
-        classifier = PhraseClassifier(load_pack(), get_encoder(args.encoder), cache_dir=Path(cache))
+        encoder = get_encoder(args.encoder)
+        classifier = PhraseClassifier(load_pack(), encoder, cache_dir=Path(cache), heard=load_heard())
         print(f"encoder {classifier.encoder.name}, {classifier.phrase_count} pack phrases")
         for path in args.sets:
             if path.is_file():

@@ -32,19 +32,23 @@ class RidgeProbe:
         return ((np.atleast_2d(x) - self.mean) / self.scale) @ self.weights + self.bias
 
 
-def fit_probe(x: np.ndarray, y: np.ndarray, alpha: float) -> RidgeProbe:
-    """Closed-form ridge regression of targets `y` (n, categories) on embeddings `x` (n, dim)."""
+def fit_probe(x: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> RidgeProbe:
+    """Closed-form ridge regression of targets `y` (n, categories) on embeddings `x` (n, dim); `weights`
+    (n,), if given, weigh each row's squared error (a row of weight 0.5 counts as half a phrase)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    share = w / w.sum()
+    mean, y_mean = share @ x, share @ y
     # Sentence embeddings are anisotropic: a few directions carry most of the variance and the
     # meaning that separates categories hides in the quiet ones. Standardising each dimension lets
     # the ridge penalty treat them alike.
-    scale = x.std(axis=0) + 1e-6
+    scale = np.sqrt(share @ (x - mean) ** 2) + 1e-6
     xc = (x - mean) / scale
-    gram = xc.T @ xc + alpha * np.eye(x.shape[1])
-    weights = np.linalg.solve(gram, xc.T @ (y - y_mean))
-    return RidgeProbe(mean, scale, weights, y_mean)
+    wxc = xc * w[:, None]
+    gram = xc.T @ wxc + alpha * np.eye(x.shape[1])
+    coef = np.linalg.solve(gram, wxc.T @ (y - y_mean))
+    return RidgeProbe(mean, scale, coef, y_mean)
 
 
 def out_of_fold(
@@ -54,6 +58,7 @@ def out_of_fold(
     keys: Sequence[str],
     folds: int = FOLDS,
     repeats: int = REPEATS,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each row scored by probes that never saw it, averaged over `repeats` assignments of folds.
 
@@ -69,5 +74,6 @@ def out_of_fold(
         for k in range(folds):
             held = fold == k
             if held.any() and (~held).any():
-                oof[held] += fit_probe(x[~held], y[~held], alpha).scores(x[held])
+                w = None if weights is None else weights[~held]
+                oof[held] += fit_probe(x[~held], y[~held], alpha, w).scores(x[held])
     return oof / repeats

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from models.classifier import PhraseClassifier
+from models.heard import load_heard
 from models.packs import PhrasePack
 from server.engine import LiveEngine
 from server.pack_store import PackStore
@@ -30,6 +31,7 @@ class PackService:
         self.store = store
         self.engine = engine
         self._cache_dir = cache_dir
+        self._heard = load_heard()  # what Whisper hears of phrases, for every version built here
         self._lock = threading.Lock()
         self._built: OrderedDict[tuple[str, int], PhraseClassifier] = OrderedDict()
         self._publish_lock = threading.Lock()
@@ -69,4 +71,5 @@ class PackService:
         return classifier.pack
 
     def _build(self, pack: PhrasePack) -> PhraseClassifier:
-        return PhraseClassifier(pack, self.engine.classifier.encoder, cache_dir=self._cache_dir)
+        encoder = self.engine.classifier.encoder
+        return PhraseClassifier(pack, encoder, cache_dir=self._cache_dir, heard=self._heard)

@@ -59,8 +59,10 @@ def default_pack():
 def classifier(default_pack, cache_dir):
     from models.classifier import PhraseClassifier
     from models.encoders import get_encoder
+    from models.heard import load_heard
 
-    return PhraseClassifier(default_pack, get_encoder("e5", cache_dir), cache_dir=cache_dir)
+    encoder = get_encoder("e5", cache_dir)
+    return PhraseClassifier(default_pack, encoder, cache_dir=cache_dir, heard=load_heard())
 
 
 @pytest.fixture(scope="session")

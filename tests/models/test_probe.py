@@ -56,3 +56,17 @@ def test_keys_must_match_rows(data):
     x, y, keys = data
     with pytest.raises(ValueError, match="59 keys for 60 rows"):
         out_of_fold(x, y, 1.0, keys[:-1])
+
+
+def test_a_row_of_weight_two_counts_as_that_row_twice(data):
+    """Weights (heard variants count as half a phrase) weigh a row's error as if it were repeated:
+    weight 2 on a row gives the probe that row written twice, weights of one give the plain probe."""
+    x, y, _ = data
+    probe = np.random.default_rng(3).normal(size=(5, 8))
+    plain = fit_probe(x, y, 1.0).scores(probe)
+    np.testing.assert_allclose(fit_probe(x, y, 1.0, np.ones(len(x))).scores(probe), plain)
+    weights = np.ones(len(x))
+    weights[4] = 2.0
+    twice = fit_probe(np.vstack([x, x[4:5]]), np.vstack([y, y[4:5]]), 1.0).scores(probe)
+    np.testing.assert_allclose(fit_probe(x, y, 1.0, weights).scores(probe), twice)
+    assert not np.allclose(twice, plain)

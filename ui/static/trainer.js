@@ -1083,14 +1083,17 @@
       }
       rows.push(tr);
     }
-    if (!rows.length) {
-      const tr = h("tr");
-      const td = h("td", "muted", "No category has rows · Нет размеченных строк");
-      td.colSpan = 11;
-      tr.append(td);
-      rows.push(tr);
-    }
+    if (!rows.length) rows.push(emptyRow("No category has rows · Нет размеченных строк", 11));
     ui.evalBody.replaceChildren(...rows);
+  }
+
+  // a table's only row when it has nothing to show: one muted cell across `columns`
+  function emptyRow(text, columns) {
+    const td = h("td", "muted", text);
+    td.colSpan = columns;
+    const tr = h("tr");
+    tr.append(td);
+    return tr;
   }
 
   function renderChanged(changed, draft, active) {
@@ -1289,13 +1292,7 @@
       }
       for (const turn of list(call.turns)) if (turn && typeof turn === "object") rows.push(callRow(turn));
     }
-    if (!rows.length) {
-      const tr = h("tr");
-      const td = h("td", "muted", "Nothing was said or heard · Ничего не сказано и не распознано");
-      td.colSpan = 5;
-      tr.append(td);
-      rows.push(tr);
-    }
+    if (!rows.length) rows.push(emptyRow("Nothing was said or heard · Ничего не сказано и не распознано", 5));
     ui.callBody.replaceChildren(...rows);
   }
 

@@ -10,7 +10,8 @@ by its voices into an 8 kHz stereo telephone call, then
 and each alert that reached the report or the sidebar is lined up with the labelled turns
 (:mod:`models.call_eval`). It prints, for the audit, for live, and side by side per call: alert recall,
 false alarms per call and finals with repeated text, over all calls and for the ``tune`` and ``heldout``
-splits apart (the held-out calls are never looked at while tuning), then per category. Targets: recall
+splits apart (the held-out calls are never looked at while tuning), then per category and per voice (what
+the recogniser makes of each TTS voice). Targets: recall
 >= 0.85 audited and >= 0.80 live (live within 5 points of the audit), <= 1 false alarm per call, no
 repeated finals.
 
@@ -31,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from audio.synth import default_voice
 from models.call_eval import CallSetReport, render_report
 from server.call_eval_run import audit_calls, live_calls, load_scripts, speak_call
 
@@ -84,6 +86,34 @@ def side_by_side(audit: CallSetReport, live: CallSetReport) -> list[str]:
     return lines
 
 
+def voice_labels(scripts, calls) -> dict[tuple[str, float], str]:  # noqa: ANN001
+    """The voice of each said turn, by (call, start): ``festival msu_ru_nsh_clunits``, ``espeak-ng ru``
+    (espeak-ng's variants, rate and pitch left out)."""
+    labels = {}
+    for script, call in zip(scripts, calls, strict=True):
+        for turn, said in zip(script.turns, call.said, strict=True):
+            voice = script.voices.get(turn.speaker)
+            if voice is None or voice.lang != turn.lang:
+                voice = default_voice(turn.lang)
+            labels[(call.name, said.start)] = f"{voice.tts} {voice.name.split('+')[0]}"
+    return labels
+
+
+def by_voice(report: CallSetReport, labels: dict[tuple[str, float], str]) -> list[str]:
+    """Alert recall per voice that said the labelled turns: what the recogniser makes of each voice."""
+    counts: dict[str, list[int]] = {}
+    for call in report.calls:
+        for row in call.rows:
+            if row.said is not None and row.said.expect:
+                n = counts.setdefault(labels[(call.name, row.said.start)], [0, 0])
+                n[0] += len(row.said.expect)
+                n[1] += len(row.hits)
+    lines = [f"{report.mode}: {'voice':30} {'alerts':>6} {'hit':>5} {'recall':>7}"]
+    for voice, (expected, hits) in sorted(counts.items()):
+        lines.append(f"{'':{len(report.mode) + 2}}{voice:30} {expected:>6} {hits:>5} {hits / expected:>7.2f}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
@@ -103,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         reports["live"] = run_live(calls, args.concurrent, args.speed)
         print(f"live ({args.concurrent} at a time, x{args.speed:g}): {time.perf_counter() - started:.0f} s")
+    labels = voice_labels(scripts, calls)
     for report in reports.values():
         print()
         print(render_report(report, turns=args.turns))
+        print()
+        print("\n".join(by_voice(report, labels)))
     if len(reports) == 2:
         print()
         print("\n".join(side_by_side(reports["audit"], reports["live"])))

@@ -69,7 +69,7 @@ def main() -> None:
 
     from models.whisper_model import load_whisper
     from server.config import Settings
-    from server.engine import build_classifier
+    from server.live.engine import build_classifier
 
     settings = Settings()
     model = load_whisper(settings.whisper_model, cache_dir=settings.cache_dir)

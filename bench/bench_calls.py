@@ -34,7 +34,7 @@ from pathlib import Path
 
 from audio.synth import default_voice
 from models.call_eval import CallSetReport, render_report
-from server.call_eval_run import audit_calls, live_calls, load_scripts, speak_call
+from server.packs.call_eval import audit_calls, live_calls, load_scripts, speak_call
 
 CALLS_DIR = Path(__file__).resolve().parent / "data" / "calls"
 
@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_audit(calls) -> CallSetReport:  # noqa: ANN001
-    from server.audit_cli import load_auditor
+    from server.cli.audit import load_auditor
     from server.config import Settings
 
     return audit_calls(calls, load_auditor(Settings()), progress=print)
@@ -61,7 +61,7 @@ def run_audit(calls) -> CallSetReport:  # noqa: ANN001
 
 def run_live(calls, concurrent: int, speed: float) -> CallSetReport:  # noqa: ANN001
     from server.config import Settings
-    from server.engine import LiveEngine
+    from server.live.engine import LiveEngine
 
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as data_dir:
         engine = LiveEngine.start(Settings(data_dir=Path(data_dir)))

@@ -74,8 +74,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from audio.synth import PlacedTurn, SynthCall, build_call, load_script
-from server.protocol import StartMessage, StopMessage
-from server.simulate import FRAME_SECONDS, pcm16_frames
+from server.live.protocol import StartMessage, StopMessage
+from server.live.simulate import FRAME_SECONDS, pcm16_frames
 
 CALLS_DIR = Path(__file__).resolve().parent / "data" / "calls"
 LANGUAGES = ("ru", "en")
@@ -211,7 +211,7 @@ def _instrument(engine: Any, timings: ServerTimings) -> None:
 
     engine.judge = timed_judge
     handler = _FinalWaitHandler(timings)
-    session_logger = logging.getLogger("server.session")
+    session_logger = logging.getLogger("server.live.session")
     session_logger.addHandler(handler)
     session_logger.setLevel(logging.DEBUG)
 
@@ -228,10 +228,10 @@ def in_process_server(overrides: dict[str, Any], timings: ServerTimings) -> Iter
     user made in its fresh store: (url, settings, the admin's API token)."""
     import uvicorn
 
+    from server.access.store import AuthStore, Role
     from server.app import create_app
-    from server.auth_store import AuthStore, Role
     from server.config import Settings
-    from server.engine import LiveEngine
+    from server.live.engine import LiveEngine
 
     with tempfile.TemporaryDirectory(prefix="callbuffer-bench-") as data_dir:
         settings = Settings(data_dir=Path(data_dir), **overrides)

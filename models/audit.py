@@ -3,7 +3,7 @@
 A QA reviewer gets, per recording, what the live sidebar would have shown plus what only hindsight gives:
 who spoke how long, where nobody spoke, where both spoke at once, and the scorecard of
 :mod:`models.scorecard`. This module is a pure library (no printing, no files written); the command line
-(``server/audit_cli.py``) and the report writers (``server/reports.py``) sit on top of it.
+(``server/cli/audit.py``) and the report writers (``server/audits/reports.py``) sit on top of it.
 
 How a recording is heard:
 

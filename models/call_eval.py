@@ -5,7 +5,7 @@ turns: they see what comes out of phone audio, endpointing, Whisper and the clas
 that whole chain on labelled calls: for each turn that was *said* (speaker, time, text, the alert
 categories it must raise, the ones it may raise), what the engine *heard* in that stretch of the call and
 which alerts it raised. It is pure: the runs that produce the heard turns (an audit of the recording, the
-live engine) live with the engines (:mod:`server.call_eval_run`).
+live engine) live with the engines (:mod:`server.packs.call_eval`).
 
 Matching is by time and speaker, as a reviewer would line up a transcript with a script: a heard turn
 belongs to every said turn of the same speaker that it overlaps by at least ``MIN_OVERLAP_S`` (or, for a

@@ -18,15 +18,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from server import api_audits, api_auth, api_calls, api_packs, api_users, telephony
-from server.audit_jobs import AuditRunner, audit_function
-from server.audit_store import AuditStore
-from server.auth_store import AuthStore
-from server.calls import CallRegistry
+from server.access import api_login, api_users
+from server.access.store import AuthStore
+from server.audits import api as api_audits
+from server.audits.jobs import AuditRunner, audit_function
+from server.audits.store import AuditStore
 from server.config import Settings
-from server.engine import LiveEngine
-from server.pack_store import PackStore
-from server.packs_service import PackService
+from server.live import api as api_calls
+from server.live import telephony
+from server.live.calls import CallRegistry
+from server.live.engine import LiveEngine
+from server.packs import api as api_packs
+from server.packs.service import PackService
+from server.packs.store import PackStore
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
     app.include_router(telephony.router)
     app.include_router(api_audits.router)
     app.include_router(api_packs.router)
-    app.include_router(api_auth.router)
+    app.include_router(api_login.router)
     app.include_router(api_users.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 

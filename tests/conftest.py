@@ -113,7 +113,7 @@ def shared_models(cache_dir: Path, classifier):
     """The live engine's heavy parts, built once: the transcription pool (real bundled Whisper), the
     classifier of the default pack, and the endpoint settings. Each test's server gets its own store."""
     from server.config import Settings
-    from server.engine import endpoint_config, transcription_pool
+    from server.live.engine import endpoint_config, transcription_pool
 
     settings = Settings(cache_dir=cache_dir)
     pool = transcription_pool(settings)
@@ -174,7 +174,7 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=10)
 
     def publish(self, call_id: str, event: dict) -> None:
-        from server.protocol import parse_event
+        from server.live.protocol import parse_event
 
         text = parse_event(json.dumps(event)).to_json()  # a typo in a test event fails here
         hub, store = self.app.state.calls.hub, self.engine.store
@@ -247,8 +247,8 @@ def _serve(shared_models, cache_dir: Path, data_dir: Path, **settings_overrides:
     """Start a server with its own store in `data_dir`, sharing the session's models."""
     from server.app import create_app
     from server.config import Settings
-    from server.engine import LiveEngine
-    from server.store import Store
+    from server.live.engine import LiveEngine
+    from server.live.store import Store
 
     pool, classifier, endpoint = shared_models
     settings = Settings(cache_dir=cache_dir, data_dir=data_dir, **settings_overrides)
@@ -273,7 +273,7 @@ TEST_PASSWORD = "correct horse battery"
 
 
 def _add_users(db_path: Path) -> dict[str, TestUser]:
-    from server.auth_store import AuthStore, Role
+    from server.access.store import AuthStore, Role
 
     users = {}
     with AuthStore(db_path) as store:

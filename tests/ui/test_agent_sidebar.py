@@ -439,8 +439,8 @@ def test_a_real_call_reaches_the_sidebar(open_sidebar, live_server, ru_call):
     import asyncio
     import threading
 
-    from server.protocol import StartMessage
-    from server.simulate import pcm16_frames, stream_call
+    from server.live.protocol import StartMessage
+    from server.live.simulate import pcm16_frames, stream_call
 
     page = joined(open_sidebar, "e2e-1")
     start = StartMessage(

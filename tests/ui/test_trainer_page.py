@@ -589,8 +589,8 @@ def _stream(server, call_id: str, script) -> list[dict]:
     import asyncio
     import threading
 
-    from server.protocol import StartMessage
-    from server.simulate import pcm16_frames, stream_call
+    from server.live.protocol import StartMessage
+    from server.live.simulate import pcm16_frames, stream_call
 
     start = StartMessage(
         encoding="pcm16", sample_rate=8000, channels=2, roles=["agent", "customer"], language="ru"

@@ -1,6 +1,6 @@
 // callbuffer agent sidebar: joins a call's event stream and shows its transcript and alert cards.
 //
-// Contract with the server (see server/protocol.py):
+// Contract with the server (see server/live/protocol.py):
 //   GET /v1/calls?active=1            -> {"calls": [{"call_id", "status", "started_at", "roles", "language"}]}
 //   WS  /v1/calls/{call_id}/events    -> replay of the call so far, then live events, as JSON text frames:
 //       transcript | alert | overload | error | end

@@ -1,6 +1,6 @@
 // callbuffer QA review page: audited recordings, their reports, and the reviewer's verdict on each flag.
 //
-// Contract with the server (see server/api_audits.py):
+// Contract with the server (see server/audits/api.py):
 //   GET  /v1/audited-calls?category=&min_score=&max_score=&since=&until=  -> {"calls": [...]}, worst first
 //   GET  /v1/audited-calls/{id}         -> the call + "report" (or null) + "flags"
 //   GET  /v1/audited-calls/{id}/audio   -> the recording (byte ranges, so the player can seek)

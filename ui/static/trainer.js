@@ -2,7 +2,7 @@
 // live one, compare versions, import/export, publish (or roll back), and turn dismissed flags into
 // counter-examples.
 //
-// Contract with the server (see server/api_packs.py, server/api_audits.py):
+// Contract with the server (see server/packs/api.py, server/audits/api.py):
 //   GET  /v1/packs                                   -> {"active": {name, version}, "versions": [...]}
 //   GET  /v1/packs/{name}/versions/{v}               -> the pack as JSON
 //   PUT  /v1/packs/{name}?note=                      pack JSON -> {name, version} (a new version); 422 detail

@@ -1,0 +1,1 @@
+"""The `callbuffer` command line: one module per command group."""

@@ -1,0 +1,3 @@
+"""Live calls: the protocol, call sessions, the transcription pool, the calls' store,
+telephony adapters and the protocol client.
+"""

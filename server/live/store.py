@@ -1,0 +1,394 @@
+"""The embedded default store: calls, their turns and their alerts in one SQLite file on disk.
+
+Why SQLite: on-premises installs need no database server, and a single file is easy to back up. Every write
+is its own committed transaction, so a process killed mid-call keeps everything written before the kill.
+
+Concurrency: one connection per Store, guarded by a lock, so worker threads and the event loop (through
+``asyncio.to_thread``) can share a Store. The file is in WAL mode, so other processes (a second server, a
+report script) can read while this one writes; writes take the write lock up front (``BEGIN IMMEDIATE``)
+and wait up to `busy_timeout` seconds for another process instead of failing with "database is locked".
+
+Call life cycle: ``create_call`` makes a call ``active``; ``end_call`` sets ``completed``, ``disconnected``
+or ``failed``. A call id that is active or completed cannot be created again (CallExistsError). A call that
+ended ``disconnected`` or ``failed`` may be re-opened with the same parameters: a client reconnecting after
+a dropped line or a server fault continues the same call, keeping the turns and alerts already stored.
+Turns and alerts can only be added to an active call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+from server.storage.sqlite import DatabaseError, SQLiteFile
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # 2: calls.agent
+MAX_LIST_LIMIT = 1000
+
+CallStatus = Literal["active", "completed", "disconnected", "failed"]
+EndStatus = Literal["completed", "disconnected", "failed"]
+_END_STATUSES: tuple[str, ...] = get_args(EndStatus)
+_REOPENABLE = ("disconnected", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    call_id     TEXT PRIMARY KEY,
+    roles       TEXT NOT NULL,          -- JSON array, one role per channel
+    language    TEXT,
+    encoding    TEXT NOT NULL,
+    sample_rate INTEGER NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'completed', 'disconnected', 'failed')),
+    created_at  TEXT NOT NULL,          -- UTC ISO 8601
+    ended_at    TEXT,                   -- UTC ISO 8601, NULL while active
+    agent       TEXT                    -- the agent user on the call, NULL if any agent may watch it
+);
+CREATE INDEX IF NOT EXISTS calls_created ON calls (created_at);
+CREATE TABLE IF NOT EXISTS turns (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id   TEXT NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE,
+    speaker   TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    start_sec REAL NOT NULL,
+    end_sec   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS turns_call_start ON turns (call_id, start_sec);
+CREATE TABLE IF NOT EXISTS alerts (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id      TEXT NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE,
+    turn_id      INTEGER REFERENCES turns (id) ON DELETE SET NULL,
+    category     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    speaker      TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    start_sec    REAL NOT NULL,
+    end_sec      REAL NOT NULL,
+    score        REAL NOT NULL,
+    suggestions  TEXT NOT NULL,         -- JSON array of strings, order kept
+    pack_version INTEGER NOT NULL,
+    title        TEXT NOT NULL DEFAULT '',  -- the category in plain words, as shown to the agent
+    span_start   INTEGER NOT NULL DEFAULT 0,  -- characters of text that fired the category
+    span_end     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS alerts_call_start ON alerts (call_id, start_sec);
+"""
+
+
+class StoreError(DatabaseError):
+    """The store refused an operation or could not complete it; the message names the call."""
+
+
+class UnknownCallError(StoreError):
+    """A call id that is not in the store."""
+
+
+class CallExistsError(StoreError):
+    """A call id that is already in use (active, or ended in a way that cannot be resumed)."""
+
+
+class CallStateError(StoreError):
+    """An operation that does not fit the call's state, e.g. a turn added after the call ended."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call; ``roles[i]`` is the speaker on channel i. Timestamps are UTC ISO 8601 strings."""
+
+    call_id: str
+    roles: tuple[str, ...]
+    language: str | None
+    encoding: str
+    sample_rate: int
+    status: CallStatus
+    created_at: str
+    ended_at: str | None
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """One final turn of speech; `start`/`end` in seconds of call audio."""
+
+    id: int
+    call_id: str
+    speaker: str
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert raised on a turn, as it was sent to the client (suggestions in the pack's order)."""
+
+    id: int
+    call_id: str
+    turn_id: int | None
+    category: str
+    kind: str
+    speaker: str
+    text: str
+    start: float
+    end: float
+    score: float
+    suggestions: tuple[str, ...]
+    pack_version: int
+    title: str = ""
+    span: tuple[int, int] = (0, 0)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Store(SQLiteFile):
+    """Calls, turns and alerts in one SQLite file; safe to share between threads; close() when done."""
+
+    schema = _SCHEMA
+    error = StoreError
+
+    def _init_schema(self) -> None:
+        """Create missing tables and record the schema version; refuse a file from a newer callbuffer."""
+        super()._init_schema()
+        with self._write() as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            if row[0] is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] == 1:  # a file from before calls had an agent
+                conn.execute("ALTER TABLE calls ADD COLUMN agent TEXT")
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {row[0]}; this callbuffer supports up to "
+                    f"{SCHEMA_VERSION}"
+                )
+
+    @staticmethod
+    def _active_call(conn: sqlite3.Connection, call_id: str, what: str) -> None:
+        """Raise unless `call_id` exists and is active; `what` names the refused operation."""
+        row = conn.execute("SELECT status FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        if row is None:
+            raise UnknownCallError(f"cannot {what}: unknown call id {call_id!r}")
+        if row["status"] != "active":
+            raise CallStateError(f"cannot {what}: call {call_id!r} has ended ({row['status']})")
+
+    # -- calls ---------------------------------------------------------------------------------------
+
+    def create_call(
+        self,
+        call_id: str,
+        roles: Sequence[str],
+        language: str | None,
+        encoding: str,
+        sample_rate: int,
+        agent: str | None = None,
+    ) -> CallRecord:
+        """Start a call, or resume one that ended ``disconnected``/``failed`` with the same parameters.
+        `agent` names the agent user on the call (only their sidebar, reviewers and admins see it).
+
+        Raises CallExistsError for a call id that is active or completed, or that is resumed with other
+        parameters; StoreError for empty roles.
+        """
+        roles = tuple(roles)
+        if not call_id or not roles or not all(isinstance(role, str) and role for role in roles):
+            raise StoreError(f"cannot create call {call_id!r}: needs a call id and one role per channel")
+        roles_json = json.dumps(list(roles), ensure_ascii=False)
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO calls (call_id, roles, language, encoding, sample_rate, status, created_at,"
+                    " agent) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+                    (call_id, roles_json, language, encoding, int(sample_rate), _now(), agent),
+                )
+                logger.debug("call %s created", call_id)
+            else:
+                existing = _call(row)
+                if existing.status not in _REOPENABLE:
+                    raise CallExistsError(f"call id {call_id!r} is already in use ({existing.status})")
+                wanted = (roles, language, encoding, int(sample_rate), agent)
+                had = (existing.roles, existing.language, existing.encoding, existing.sample_rate)
+                if wanted != (*had, existing.agent):
+                    raise CallExistsError(
+                        f"call {call_id!r} ended {existing.status} and can only be resumed with the same "
+                        "roles, language, encoding, sample rate and agent"
+                    )
+                conn.execute(
+                    "UPDATE calls SET status = 'active', ended_at = NULL WHERE call_id = ?", (call_id,)
+                )
+                logger.info("call %s resumed after ending %s", call_id, existing.status)
+            return _call(conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone())
+
+    def end_call(self, call_id: str, status: EndStatus) -> CallRecord:
+        """Mark a call ended with `status`. Ending an ended call changes nothing (the first end wins), so
+        cleanup paths may call this unconditionally. Raises UnknownCallError, StoreError for a bad status."""
+        if status not in _END_STATUSES:
+            raise StoreError(f"cannot end call {call_id!r}: status must be one of {', '.join(_END_STATUSES)}")
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+            if row is None:
+                raise UnknownCallError(f"cannot end call: unknown call id {call_id!r}")
+            if row["status"] != "active":
+                logger.debug("call %s already ended %s; not marking it %s", call_id, row["status"], status)
+                return _call(row)
+            conn.execute(
+                "UPDATE calls SET status = ?, ended_at = ? WHERE call_id = ?", (status, _now(), call_id)
+            )
+            logger.debug("call %s ended %s", call_id, status)
+            return _call(conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone())
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        """The call with this id, or None."""
+        rows = self._read("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+        return _call(rows[0]) if rows else None
+
+    def list_calls(
+        self, limit: int = 50, offset: int = 0, *, agent: str | None = None, active: bool = False
+    ) -> list[CallRecord]:
+        """Calls, newest first, `limit` (1-1000) at a time from `offset`; with `agent`, only that agent's
+        calls and calls that name no agent; with `active`, only calls streaming now."""
+        if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
+            raise StoreError(f"list_calls: limit must be 1-{MAX_LIST_LIMIT} and offset >= 0")
+        where = ["1"]
+        params: list[object] = []
+        if agent is not None:
+            where.append("(agent IS NULL OR agent = ?)")
+            params.append(agent)
+        if active:
+            where.append("status = 'active'")
+        rows = self._read(
+            f"SELECT * FROM calls WHERE {' AND '.join(where)} ORDER BY created_at DESC, rowid DESC "
+            "LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [_call(row) for row in rows]
+
+    # -- turns and alerts ----------------------------------------------------------------------------
+
+    def add_turn(self, call_id: str, speaker: str, text: str, start: float, end: float) -> int:
+        """Store a final turn of an active call; returns its id (for add_alert)."""
+        _check_times(call_id, start, end)
+        with self._write() as conn:
+            self._active_call(conn, call_id, "add turn")
+            cursor = conn.execute(
+                "INSERT INTO turns (call_id, speaker, text, start_sec, end_sec) VALUES (?, ?, ?, ?, ?)",
+                (call_id, speaker, text, float(start), float(end)),
+            )
+            return int(cursor.lastrowid)
+
+    def add_alert(
+        self,
+        call_id: str,
+        turn_id: int | None,
+        category: str,
+        kind: str,
+        speaker: str,
+        text: str,
+        start: float,
+        end: float,
+        score: float,
+        suggestions: Sequence[str],
+        pack_version: int,
+        *,
+        title: str = "",
+        span: tuple[int, int] = (0, 0),
+    ) -> int:
+        """Store an alert of an active call; `turn_id` (if given) must be a turn of the same call."""
+        _check_times(call_id, start, end)
+        if isinstance(suggestions, str) or not all(isinstance(item, str) for item in suggestions):
+            raise StoreError(f"cannot add alert to call {call_id!r}: suggestions must be a list of strings")
+        with self._write() as conn:
+            self._active_call(conn, call_id, "add alert")
+            if turn_id is not None:
+                row = conn.execute("SELECT call_id FROM turns WHERE id = ?", (turn_id,)).fetchone()
+                if row is None or row["call_id"] != call_id:
+                    raise StoreError(f"cannot add alert: turn {turn_id} is not a turn of call {call_id!r}")
+            cursor = conn.execute(
+                "INSERT INTO alerts (call_id, turn_id, category, kind, speaker, text, start_sec, end_sec,"
+                " score, suggestions, pack_version, title, span_start, span_end)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    call_id,
+                    turn_id,
+                    category,
+                    kind,
+                    speaker,
+                    text,
+                    float(start),
+                    float(end),
+                    float(score),
+                    json.dumps(list(suggestions), ensure_ascii=False),
+                    int(pack_version),
+                    title,
+                    int(span[0]),
+                    int(span[1]),
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    def list_turns(self, call_id: str) -> list[TurnRecord]:
+        """The call's turns by start time (then by insertion); empty for an unknown call."""
+        rows = self._read("SELECT * FROM turns WHERE call_id = ? ORDER BY start_sec, id", (call_id,))
+        return [
+            TurnRecord(
+                id=row["id"],
+                call_id=row["call_id"],
+                speaker=row["speaker"],
+                text=row["text"],
+                start=row["start_sec"],
+                end=row["end_sec"],
+            )
+            for row in rows
+        ]
+
+    def list_alerts(self, call_id: str) -> list[AlertRecord]:
+        """The call's alerts by start time (then by insertion); empty for an unknown call."""
+        rows = self._read("SELECT * FROM alerts WHERE call_id = ? ORDER BY start_sec, id", (call_id,))
+        return [
+            AlertRecord(
+                id=row["id"],
+                call_id=row["call_id"],
+                turn_id=row["turn_id"],
+                category=row["category"],
+                kind=row["kind"],
+                speaker=row["speaker"],
+                text=row["text"],
+                start=row["start_sec"],
+                end=row["end_sec"],
+                score=row["score"],
+                suggestions=tuple(json.loads(row["suggestions"])),
+                pack_version=row["pack_version"],
+                title=row["title"],
+                span=(row["span_start"], row["span_end"]),
+            )
+            for row in rows
+        ]
+
+
+def _call(row: sqlite3.Row) -> CallRecord:
+    return CallRecord(
+        call_id=row["call_id"],
+        roles=tuple(json.loads(row["roles"])),
+        language=row["language"],
+        encoding=row["encoding"],
+        sample_rate=row["sample_rate"],
+        status=row["status"],
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+        agent=row["agent"],
+    )
+
+
+def _check_times(call_id: str, start: float, end: float) -> None:
+    if not 0 <= start <= end:
+        raise StoreError(f"call {call_id!r}: need 0 <= start <= end, got start={start}, end={end}")

@@ -1,0 +1,75 @@
+"""Phrase packs at work on the server: classifiers for any stored version, and publishing without a restart.
+
+Building a classifier embeds and calibrates a pack (seconds; cached on disk by content, so a version seen
+before is fast). Publishing builds the new version's classifier on a worker thread while calls go on with
+the old one, then swaps it in for the turns that follow; every alert names the pack version that judged it.
+Drafts are built on demand for the trainer's "try a phrase" and evaluation, a few kept in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from models.classifier import PhraseClassifier
+from models.heard import load_heard
+from models.packs import PhrasePack
+from server.live.engine import LiveEngine
+from server.packs.store import PackStore
+
+logger = logging.getLogger(__name__)
+
+KEPT_CLASSIFIERS = 3
+
+
+class PackService:
+    """The pack store plus the classifiers built from it; thread-safe."""
+
+    def __init__(self, store: PackStore, engine: LiveEngine, cache_dir: Path) -> None:
+        self.store = store
+        self.engine = engine
+        self._cache_dir = cache_dir
+        self._heard = load_heard()  # what Whisper hears of phrases, for every version built here
+        self._lock = threading.Lock()
+        self._built: OrderedDict[tuple[str, int], PhraseClassifier] = OrderedDict()
+        self._publish_lock = threading.Lock()
+
+    def classifier(self, name: str, version: int) -> PhraseClassifier:
+        """The classifier of a stored version (built once, a few kept)."""
+        key = (name, version)
+        with self._lock:
+            if key in self._built:
+                self._built.move_to_end(key)
+                return self._built[key]
+        pack = self.store.get(name, version)
+        built = self._build(pack)
+        with self._lock:
+            self._built[key] = built
+            while len(self._built) > KEPT_CLASSIFIERS:
+                self._built.popitem(last=False)
+        return built
+
+    def activate_stored(self) -> None:
+        """Make the live engine use the store's active version (at start-up)."""
+        name, version = self.store.active() or (None, None)
+        if name is None:
+            return
+        current = self.engine.classifier.pack
+        if (current.name, current.version) != (name, version):
+            self.engine.use_classifier(self.classifier(name, version))
+
+    def publish(self, name: str, version: int) -> PhrasePack:
+        """Make `name` v`version` the active pack: built first (live calls keep the old one meanwhile),
+        then recorded as active and swapped in. Blocking: call it on a worker thread."""
+        with self._publish_lock:
+            classifier = self.classifier(name, version)
+            self.store.publish(name, version)
+            self.engine.use_classifier(classifier)
+        logger.info("published pack %s v%d to live calls and audits", name, version)
+        return classifier.pack
+
+    def _build(self, pack: PhrasePack) -> PhraseClassifier:
+        encoder = self.engine.classifier.encoder
+        return PhraseClassifier(pack, encoder, cache_dir=self._cache_dir, heard=self._heard)

@@ -223,6 +223,27 @@ def _free_port() -> int:
 
 
 @contextmanager
+def local_ray(workers: int | None) -> Iterator[str | None]:
+    """A Ray cluster on this machine, a head with no speech cores and `workers` one-core speech nodes:
+    its address; None (and no cluster) when `workers` is not given."""
+    if not workers:
+        yield None
+        return
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    for _ in range(workers):
+        cluster.add_node(num_cpus=1, resources={"callbuffer_speech": 1})
+    cluster.wait_for_nodes()
+    try:
+        yield cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@contextmanager
 def in_process_server(overrides: dict[str, Any], timings: ServerTimings) -> Iterator[tuple[str, Any, str]]:
     """A real server (uvicorn, websockets-sansio) on a free port, on a background thread, with an admin
     user made in its fresh store: (url, settings, the admin's API token)."""
@@ -235,7 +256,7 @@ def in_process_server(overrides: dict[str, Any], timings: ServerTimings) -> Iter
 
     with tempfile.TemporaryDirectory(prefix="callbuffer-bench-") as data_dir:
         settings = Settings(data_dir=Path(data_dir), **overrides)
-        with AuthStore(settings.db_path) as users:
+        with AuthStore(settings.database) as users:
             users.add_user("bench", Role.ADMIN)
             token = users.issue_token("bench", "bench_latency")
         engine = LiveEngine.start(settings)
@@ -583,6 +604,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --url: an admin's API token (CALLBUFFER_TOKEN); it streams calls and watches them",
     )
     parser.add_argument("--workers", type=int, help="transcription threads (CALLBUFFER_WORKERS)")
+    parser.add_argument(
+        "--ray-workers",
+        type=int,
+        help="transcribe on a local Ray cluster of this many one-core speech worker nodes (CALLBUFFER_RAY)",
+    )
     parser.add_argument("--endpoint-silence", type=float, help="seconds (CALLBUFFER_ENDPOINT_SILENCE)")
     parser.add_argument("--partial-every", type=float, help="seconds (CALLBUFFER_PARTIAL_EVERY)")
     parser.add_argument("--whisper-window", type=float, help="seconds (CALLBUFFER_WHISPER_WINDOW)")
@@ -685,7 +711,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         timings = ServerTimings()
         loading = time.perf_counter()
-        with in_process_server(overrides_of(args), timings) as (url, settings, token):
+        with (
+            local_ray(args.ray_workers) as address,
+            in_process_server(overrides_of(args) | ({"ray": address} if address else {}), timings) as (
+                url,
+                settings,
+                token,
+            ),
+        ):
             ready = time.perf_counter() - loading
             print(f"in-process server ready in {ready:.1f} s: {describe_settings(settings)}")
             summaries, rows = measure(url, tests, args, timings, token)

@@ -47,14 +47,14 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live = engine or LiveEngine.start(settings)
-        app.state.auth = AuthStore(settings.db_path)
+        app.state.auth = AuthStore(settings.database)
         if not app.state.auth.has_admin():
             logger.warning("no admin user yet: create one with `callbuffer users add NAME --role admin`")
         app.state.calls = CallRegistry(live)
-        pack_store = PackStore(settings.db_path, seed=live.classifier.pack)
+        pack_store = PackStore(settings.database, seed=live.classifier.pack)
         app.state.packs = PackService(pack_store, live, settings.cache_dir)
         await asyncio.to_thread(app.state.packs.activate_stored)
-        app.state.audits = AuditStore(settings.db_path)
+        app.state.audits = AuditStore(settings.database)
         app.state.audit_runner = AuditRunner(app.state.audits, *audit_function(settings, live))
         try:
             yield

@@ -7,10 +7,13 @@ Settings are validated when the command starts, so a typo fails at once with the
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.storage.database import check_url
 
 
 def _default_cache_dir() -> Path:
@@ -36,6 +39,12 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="the SQLite store (callbuffer.db) and recordings"
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="where calls, turns, alerts, audits, packs and users are kept when not in data_dir's "
+        "SQLite file: sqlite:///PATH, or postgresql://USER:PASSWORD@HOST:PORT/DATABASE so that several "
+        "servers share them",
     )
     host: str = Field(default="127.0.0.1", description="address `callbuffer serve` listens on")
     port: int = Field(default=8000, ge=0, le=65535)
@@ -89,6 +98,20 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(
         default=200, ge=1, le=10000, description="largest recording accepted for audit"
     )
+    ray: str | None = Field(
+        default=None,
+        description="a Ray cluster whose speech workers transcribe live turns: 'auto' (the cluster this "
+        "machine is in), HOST:PORT or ray://HOST:PORT; none: Whisper runs in this process",
+    )
+
+    @field_validator("ray")
+    @classmethod
+    def _ray_address(cls, value: str | None) -> str | None:
+        if value is None or value == "" or value == "auto":
+            return value or None
+        if not re.fullmatch(r"(ray://)?[\w.\-]+:\d{1,5}", value):
+            raise ValueError(f"not a Ray address: {value!r} (expected auto, HOST:PORT or ray://HOST:PORT)")
+        return value
 
     @field_validator("pack")
     @classmethod
@@ -100,6 +123,18 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "callbuffer.db"
+
+    @property
+    def database(self) -> str | Path:
+        """Where every store opens its tables: `database_url` when set, else the SQLite file `db_path`."""
+        return self.database_url or self.db_path
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_url(value)
 
     @model_validator(mode="after")
     def _data_dir_usable(self) -> Settings:

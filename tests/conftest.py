@@ -244,7 +244,8 @@ class LiveServer:
 
 
 def _serve(shared_models, cache_dir: Path, data_dir: Path, **settings_overrides: object):
-    """Start a server with its own store in `data_dir`, sharing the session's models."""
+    """Start a server with its own store in `data_dir` (or at ``database_url=…``), sharing the session's
+    models."""
     from server.app import create_app
     from server.config import Settings
     from server.live.engine import LiveEngine
@@ -253,8 +254,8 @@ def _serve(shared_models, cache_dir: Path, data_dir: Path, **settings_overrides:
     pool, classifier, endpoint = shared_models
     settings = Settings(cache_dir=cache_dir, data_dir=data_dir, **settings_overrides)
     settings.data_dir.mkdir(parents=True)
-    users = _add_users(settings.db_path)
-    engine = LiveEngine(settings, Store(settings.db_path), pool, classifier, endpoint)
+    users = _add_users(settings.database)
+    engine = LiveEngine(settings, Store(settings.database), pool, classifier, endpoint)
     server = LiveServer(create_app(settings, engine=engine), engine, settings, users)
     server.wait_started()
     return server
@@ -272,11 +273,11 @@ TEST_USERS = {
 TEST_PASSWORD = "correct horse battery"
 
 
-def _add_users(db_path: Path) -> dict[str, TestUser]:
+def _add_users(database: str | Path) -> dict[str, TestUser]:
     from server.access.store import AuthStore, Role
 
     users = {}
-    with AuthStore(db_path) as store:
+    with AuthStore(database) as store:
         for key, (name, role) in TEST_USERS.items():
             password = None if role == Role.TELEPHONY else TEST_PASSWORD
             store.add_user(name, role, password)
@@ -319,6 +320,15 @@ def piece_server(shared_models, cache_dir: Path, tmp_path: Path):
 def module_server(shared_models, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One server for a whole test module, for tests that share expensive state (an audited upload)."""
     server = _serve(shared_models, cache_dir, tmp_path_factory.mktemp("server") / "data")
+    yield server
+    server.stop()
+    server.engine.store.close()
+
+
+@pytest.fixture
+def postgres_live_server(shared_models, cache_dir: Path, tmp_path: Path, postgres_url: str):
+    """A fresh server whose stores are all in a new PostgreSQL database (CALLBUFFER_DATABASE_URL)."""
+    server = _serve(shared_models, cache_dir, tmp_path / "data", database_url=postgres_url)
     yield server
     server.stop()
     server.engine.store.close()
@@ -495,3 +505,130 @@ class EventsListener:
 def listen():
     """listen(server, call_id, user="agent") -> an EventsListener connected to the call's events."""
     return EventsListener
+
+
+# -- a throw-away PostgreSQL --------------------------------------------------------------------------
+
+
+class PostgresServer:
+    """A PostgreSQL cluster (Debian's ``postgresql``) in a temporary directory, on a free loopback port.
+
+    ``url`` is its database ``callbuffer``; ``new_database()`` makes another, empty. PostgreSQL refuses to
+    run as root, so as root (CI, this machine) initdb, pg_ctl and the server run as the package's
+    ``postgres`` user, in a directory of its own under /tmp (pytest's temporary directories are root's
+    alone). Clients log in with a password over TCP (scram-sha-256), so a wrong one is refused as it would
+    be in production; the socket directory is the cluster's own, so nothing else on the machine is used.
+    """
+
+    user, password = "callbuffer", "throwaway-test-password"
+
+    def __init__(self, bin_dir: Path) -> None:
+        import os
+        import socket
+        import tempfile
+
+        self._bin = bin_dir
+        self.dir = Path(tempfile.mkdtemp(prefix="callbuffer-pg-"))
+        self._as: list[str] = []
+        (self.dir / "password").write_text(self.password)
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError(
+                    "as root, PostgreSQL needs the postgres user (Debian's postgresql)"
+                ) from None
+            for path in (self.dir, self.dir / "password"):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        data = self.dir / "data"
+        self._run(
+            "initdb",
+            "-D",
+            data,
+            "-U",
+            self.user,
+            "--pwfile",
+            self.dir / "password",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "--no-sync",
+        )
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl", "-D", data, "-l", self.dir / "server.log", "-w", "-t", "60", "-o", options, "start"
+        )
+        self.url = self.new_database("callbuffer")
+
+    def _run(self, tool: str, *args: object) -> None:
+        import subprocess
+
+        done = subprocess.run(
+            [*self._as, str(self._bin / tool), *map(str, args)], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            log = self.dir / "server.log"
+            tail = log.read_text()[-2000:] if log.is_file() else ""
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stdout}{done.stderr}{tail}")
+
+    def url_of(self, database: str, password: str | None = None) -> str:
+        return f"postgresql://{self.user}:{password or self.password}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self, name: str | None = None) -> str:
+        """The URL of a new empty database (named `name`, or a fresh name)."""
+        import uuid
+
+        import psycopg
+
+        name = name or f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url_of("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url_of(name)
+
+    def stop(self) -> None:
+        import shutil
+
+        try:
+            self._run("pg_ctl", "-D", self.dir / "data", "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _postgres_bin() -> Path | None:
+    """The folder of initdb and pg_ctl: on PATH, else Debian's newest /usr/lib/postgresql/N/bin."""
+    import shutil
+
+    if found := shutil.which("pg_ctl"):
+        return Path(found).parent
+    versions = [
+        p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl") if p.parent.parent.name.isdigit()
+    ]
+    return max(versions, key=lambda b: int(b.parent.name)) if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL for the session (see PostgresServer); skips only if it is not installed."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None or not (bin_dir / "initdb").is_file():
+        pytest.skip("PostgreSQL is not installed (Debian's postgresql package: initdb and pg_ctl)")
+    server = PostgresServer(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """postgresql://… of a new empty database on the session's PostgreSQL, one per test."""
+    return postgres_server.new_database()

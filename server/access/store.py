@@ -1,4 +1,4 @@
-"""Users, their roles, and their credentials in the server's SQLite file.
+"""Users, their roles, and their credentials in the server's database (:mod:`server.storage`).
 
 Nothing secret is stored in the clear: an API token or a page session is 32 random bytes, kept as its
 SHA-256 (a token is long enough that a fast hash is safe; the plain token is shown once, when issued);
@@ -14,12 +14,12 @@ import hmac
 import logging
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from server.storage.sqlite import DatabaseError, SQLiteFile
+from server.storage.database import DatabaseError, Row
+from server.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +130,10 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
-class AuthStore(SQLiteFile):
+class AuthStore(TableStore):
     """Users and credentials; every method is one short transaction."""
 
+    name = "users"
     schema = _SCHEMA
     error = AuthStoreError
 
@@ -264,7 +265,7 @@ _USER_SELECT = (
 _DUMMY_HASH = "scrypt$00$00"  # checked against when the user has no password: the same scrypt work
 
 
-def _user(row: sqlite3.Row) -> UserRecord:
+def _user(row: Row) -> UserRecord:
     return UserRecord(
         name=row["name"],
         role=Role(row["role"]),

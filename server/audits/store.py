@@ -1,23 +1,23 @@
-"""Audits of recorded calls in SQLite: upload jobs, one row per audited recording, and reviewers' flags.
+"""Audits of recorded calls: upload jobs, one row per audited recording, and reviewers' flags.
 
-Shares the server's database file with :mod:`server.live.store` (its own tables, its own connection; the
-file is in WAL mode, so both write safely). The report of a call is kept whole as JSON (its schema is in
-:mod:`models.audit` and the README); what the review page filters on (score, categories, date) is kept in
-columns. Each alert detection of a report becomes a flag a reviewer confirms or dismisses; dismissed flags
-are what trainers turn into counter-examples.
+Shares the server's database (the SQLite file or PostgreSQL, :mod:`server.storage`) with
+:mod:`server.live.store`: its own tables, its own connection. The report of a call is kept whole as JSON
+(its schema is in :mod:`models.audit` and the README); what the review page filters on (score,
+categories, date) is kept in columns. Each alert detection of a report becomes a flag a reviewer confirms
+or dismisses; dismissed flags are what trainers turn into counter-examples.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from server.storage.sqlite import DatabaseError, SQLiteFile
+from server.storage.database import DatabaseError, Row
+from server.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +115,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-class AuditStore(SQLiteFile):
-    """Thread-safe access to the audit tables of the server's SQLite file."""
+class AuditStore(TableStore):
+    """Thread-safe access to the audit tables of the server's database."""
 
+    name = "audits"
     schema = _SCHEMA
     error = AuditStoreError
 
@@ -297,7 +298,7 @@ def flag_row(flag: Flag) -> dict[str, Any]:
     return row
 
 
-def _call(row: sqlite3.Row) -> AuditedCall:
+def _call(row: Row) -> AuditedCall:
     return AuditedCall(
         id=row["id"],
         job_id=row["job_id"],
@@ -313,7 +314,7 @@ def _call(row: sqlite3.Row) -> AuditedCall:
     )
 
 
-def _flag(row: sqlite3.Row) -> Flag:
+def _flag(row: Row) -> Flag:
     return Flag(
         id=row["id"],
         call_id=row["call_id"],

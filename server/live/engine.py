@@ -82,10 +82,13 @@ class LiveEngine:
         started = time.perf_counter()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         _one_blas_thread()
-        pool = transcription_pool(settings)
-        engine = cls(
-            settings, Store(settings.db_path), pool, build_classifier(settings), endpoint_config(settings)
-        )
+        store = Store(settings.database)  # first, so an unreachable database fails before models load
+        try:
+            pool = transcription_pool(settings)
+            engine = cls(settings, store, pool, build_classifier(settings), endpoint_config(settings))
+        except BaseException:
+            store.close()
+            raise
         logger.info("live engine ready in %.1f s (%d workers)", time.perf_counter() - started, pool.workers)
         return engine
 
@@ -138,10 +141,15 @@ class LiveEngine:
 
 def transcription_pool(settings: Settings) -> TranscriptionPool:
     """The pool every live call's turns go through: one Whisper model, `workers` threads of one core each,
-    each turn in the short encoder window, up to `whisper_batch` waiting finals transcribed together."""
+    each turn in the short encoder window, up to `whisper_batch` waiting finals transcribed together.
+
+    With ``settings.ray`` the same pool sends each turn to the cluster's speech workers instead
+    (:mod:`server.cluster.speech_pool`), one thread per worker, and this process loads no Whisper model."""
     from models.transcriber import Transcriber
     from models.whisper_model import load_whisper
 
+    if settings.ray:
+        return cluster_pool(settings)
     model = load_whisper(
         settings.whisper_model, cpu_threads=1, num_workers=settings.workers, cache_dir=settings.cache_dir
     )
@@ -153,6 +161,22 @@ def transcription_pool(settings: Settings) -> TranscriptionPool:
         transcribe_batch=transcriber.transcribe_batch,
         max_batch=settings.whisper_batch,
         set_prompts=transcriber.set_prompts,
+    )
+
+
+def cluster_pool(settings: Settings) -> TranscriptionPool:
+    """The pool on the Ray cluster at ``settings.ray``: its turns go to the cluster's speech workers."""
+    from server.cluster.speech_pool import ClusterTranscription, join_cluster
+
+    join_cluster(settings.ray or "auto")
+    remote = ClusterTranscription(settings.whisper_model, settings.whisper_window)
+    logger.info("live turns go to %d speech workers on the Ray cluster at %s", remote.slots, settings.ray)
+    return TranscriptionPool(
+        remote.transcribe,
+        workers=remote.slots,
+        capacity=settings.queue_capacity,
+        set_prompts=remote.set_prompts,
+        on_close=remote.close,
     )
 
 

@@ -95,6 +95,7 @@ class TranscriptionPool:
         transcribe_batch: TranscribeBatch | None = None,
         max_batch: int = 1,
         set_prompts: Callable[[Mapping[str, str]], None] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         if workers < 1 or capacity < 1 or max_batch < 1:
             raise ValueError(
@@ -108,6 +109,7 @@ class TranscriptionPool:
         self._transcribe = transcribe
         self._transcribe_batch = transcribe_batch
         self._set_prompts = set_prompts
+        self._on_close = on_close  # releases what the transcribe function holds (a cluster's connection)
         self.prompts: dict[str, str] = {}  # what the recogniser reads before each turn, by language
         self._cond = threading.Condition()
         self._finals: OrderedDict[str, deque[_Job]] = OrderedDict()  # call id -> its waiting finals
@@ -242,6 +244,8 @@ class TranscriptionPool:
             job.future.set_exception(PoolClosedError("the transcription pool was shut down"))
         for thread in self._threads:
             thread.join(timeout=30)
+        if self._on_close is not None:
+            self._on_close()
 
     # -- working ------------------------------------------------------------------------------------------
 

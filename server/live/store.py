@@ -1,12 +1,15 @@
-"""The embedded default store: calls, their turns and their alerts in one SQLite file on disk.
+"""Calls, their turns and their alerts: in the SQLite file on disk by default, or in PostgreSQL when
+several servers share one database (:mod:`server.storage`).
 
-Why SQLite: on-premises installs need no database server, and a single file is easy to back up. Every write
-is its own committed transaction, so a process killed mid-call keeps everything written before the kill.
+Every write is its own committed transaction, so a process killed mid-call keeps everything written before
+the kill.
 
 Concurrency: one connection per Store, guarded by a lock, so worker threads and the event loop (through
-``asyncio.to_thread``) can share a Store. The file is in WAL mode, so other processes (a second server, a
-report script) can read while this one writes; writes take the write lock up front (``BEGIN IMMEDIATE``)
-and wait up to `busy_timeout` seconds for another process instead of failing with "database is locked".
+``asyncio.to_thread``) can share a Store. Other processes (a second server, a report script) can read
+while this one writes. A write that checks a call's state before changing it holds the call's write lock
+throughout: on SQLite the file's (``BEGIN IMMEDIATE``, waiting for another process instead of failing
+with "database is locked"), on PostgreSQL one per call id, so servers writing different calls do not wait
+for each other.
 
 Call life cycle: ``create_call`` makes a call ``active``; ``end_call`` sets ``completed``, ``disconnected``
 or ``failed``. A call id that is active or completed cannot be created again (CallExistsError). A call that
@@ -19,13 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
-from server.storage.sqlite import DatabaseError, SQLiteFile
+from server.storage.database import DatabaseError, Row, Transaction
+from server.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +41,6 @@ _END_STATUSES: tuple[str, ...] = get_args(EndStatus)
 _REOPENABLE = ("disconnected", "failed")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (
-    version INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS calls (
     call_id     TEXT PRIMARY KEY,
     roles       TEXT NOT NULL,          -- JSON array, one role per channel
@@ -151,30 +151,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Store(SQLiteFile):
-    """Calls, turns and alerts in one SQLite file; safe to share between threads; close() when done."""
+class Store(TableStore):
+    """Calls, turns and alerts at a database location (a path, ``sqlite:///…`` or ``postgresql://…``);
+    safe to share between threads; close() when done."""
 
+    name = "calls"
     schema = _SCHEMA
+    schema_version = SCHEMA_VERSION
+    migrations = {1: ("ALTER TABLE calls ADD COLUMN agent TEXT",)}  # from before calls had an agent
     error = StoreError
 
-    def _init_schema(self) -> None:
-        """Create missing tables and record the schema version; refuse a file from a newer callbuffer."""
-        super()._init_schema()
-        with self._write() as conn:
-            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            if row[0] is None:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] == 1:  # a file from before calls had an agent
-                conn.execute("ALTER TABLE calls ADD COLUMN agent TEXT")
-                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path} has schema version {row[0]}; this callbuffer supports up to "
-                    f"{SCHEMA_VERSION}"
-                )
+    @classmethod
+    def version_table(cls) -> str:
+        return "schema_version"  # the name it had when this was the only store with a version
 
     @staticmethod
-    def _active_call(conn: sqlite3.Connection, call_id: str, what: str) -> None:
+    def _active_call(conn: Transaction, call_id: str, what: str) -> None:
         """Raise unless `call_id` exists and is active; `what` names the refused operation."""
         row = conn.execute("SELECT status FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         if row is None:
@@ -203,7 +195,7 @@ class Store(SQLiteFile):
         if not call_id or not roles or not all(isinstance(role, str) and role for role in roles):
             raise StoreError(f"cannot create call {call_id!r}: needs a call id and one role per channel")
         roles_json = json.dumps(list(roles), ensure_ascii=False)
-        with self._write() as conn:
+        with self._write(call_id) as conn:
             row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
             if row is None:
                 conn.execute(
@@ -234,7 +226,7 @@ class Store(SQLiteFile):
         cleanup paths may call this unconditionally. Raises UnknownCallError, StoreError for a bad status."""
         if status not in _END_STATUSES:
             raise StoreError(f"cannot end call {call_id!r}: status must be one of {', '.join(_END_STATUSES)}")
-        with self._write() as conn:
+        with self._write(call_id) as conn:
             row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
             if row is None:
                 raise UnknownCallError(f"cannot end call: unknown call id {call_id!r}")
@@ -259,7 +251,7 @@ class Store(SQLiteFile):
         calls and calls that name no agent; with `active`, only calls streaming now."""
         if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
             raise StoreError(f"list_calls: limit must be 1-{MAX_LIST_LIMIT} and offset >= 0")
-        where = ["1"]
+        where = ["1 = 1"]
         params: list[object] = []
         if agent is not None:
             where.append("(agent IS NULL OR agent = ?)")
@@ -278,13 +270,12 @@ class Store(SQLiteFile):
     def add_turn(self, call_id: str, speaker: str, text: str, start: float, end: float) -> int:
         """Store a final turn of an active call; returns its id (for add_alert)."""
         _check_times(call_id, start, end)
-        with self._write() as conn:
+        with self._write(call_id) as conn:
             self._active_call(conn, call_id, "add turn")
-            cursor = conn.execute(
+            return conn.insert(
                 "INSERT INTO turns (call_id, speaker, text, start_sec, end_sec) VALUES (?, ?, ?, ?, ?)",
                 (call_id, speaker, text, float(start), float(end)),
             )
-            return int(cursor.lastrowid)
 
     def add_alert(
         self,
@@ -307,13 +298,13 @@ class Store(SQLiteFile):
         _check_times(call_id, start, end)
         if isinstance(suggestions, str) or not all(isinstance(item, str) for item in suggestions):
             raise StoreError(f"cannot add alert to call {call_id!r}: suggestions must be a list of strings")
-        with self._write() as conn:
+        with self._write(call_id) as conn:
             self._active_call(conn, call_id, "add alert")
             if turn_id is not None:
                 row = conn.execute("SELECT call_id FROM turns WHERE id = ?", (turn_id,)).fetchone()
                 if row is None or row["call_id"] != call_id:
                     raise StoreError(f"cannot add alert: turn {turn_id} is not a turn of call {call_id!r}")
-            cursor = conn.execute(
+            return conn.insert(
                 "INSERT INTO alerts (call_id, turn_id, category, kind, speaker, text, start_sec, end_sec,"
                 " score, suggestions, pack_version, title, span_start, span_end)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -334,7 +325,6 @@ class Store(SQLiteFile):
                     int(span[1]),
                 ),
             )
-            return int(cursor.lastrowid)
 
     def list_turns(self, call_id: str) -> list[TurnRecord]:
         """The call's turns by start time (then by insertion); empty for an unknown call."""
@@ -375,7 +365,7 @@ class Store(SQLiteFile):
         ]
 
 
-def _call(row: sqlite3.Row) -> CallRecord:
+def _call(row: Row) -> CallRecord:
     return CallRecord(
         call_id=row["call_id"],
         roles=tuple(json.loads(row["roles"])),

@@ -1,11 +1,13 @@
-"""Phrase packs in SQLite, with versions: what trainers edit, and which version live calls and audits use.
+"""Phrase packs with versions, in the server's database: what trainers edit, and which version live calls
+and audits use.
 
 Every save makes a new immutable version (1, 2, 3… per pack name), so any two versions can be compared
 and any earlier one published again (a roll-back is a publish). Exactly one version of one pack is active.
 A version is stored as the canonical YAML of :func:`models.packs.dump_pack` with its version number
 written in, so an export imports back to the identical pack.
 
-On first use the store is seeded with the default pack as version 1, active.
+On first use the store is seeded with the default pack as version 1, active (in one transaction, so
+servers starting together on one PostgreSQL database seed it once).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from models.packs import PhrasePack, dump_pack, load_pack, parse_pack
-from server.storage.sqlite import DatabaseError, SQLiteFile
+from server.storage.database import DatabaseError
+from server.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,9 @@ CREATE TABLE IF NOT EXISTS active_pack (
     FOREIGN KEY (name, version) REFERENCES pack_versions (name, version)
 );
 """
+
+
+_SEEDED = "seeded with the bundled default pack"
 
 
 class PackStoreError(DatabaseError):
@@ -64,18 +70,45 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class PackStore(SQLiteFile):
-    """Versions of phrase packs in the server's SQLite file (thread-safe)."""
+class PackStore(TableStore):
+    """Versions of phrase packs in the server's database (thread-safe)."""
 
+    name = "packs"
     schema = _SCHEMA
     error = PackStoreError
 
-    def __init__(self, path: str | Path, *, seed: PhrasePack | None = None) -> None:
-        super().__init__(path)
-        if self.active() is None:
-            pack = seed or load_pack()
-            self.save(pack, note="seeded with the bundled default pack", new=True)
-            self.publish(pack.name, 1)
+    def __init__(self, location: str | Path, *, seed: PhrasePack | None = None) -> None:
+        super().__init__(location)
+        try:
+            if self.active() is None:
+                self._seed(seed or load_pack())
+        except BaseException:
+            self.close()
+            raise
+
+    def _seed(self, pack: PhrasePack) -> None:
+        """Store `pack` as version 1 and publish it, unless another process has published a pack by now.
+        (A store whose versions of `pack`'s name were saved but never published gets its latest one.)"""
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM active_pack WHERE id = 1").fetchone() is not None:
+                return
+            now = _now()
+            version = conn.execute(
+                "SELECT MAX(version) FROM pack_versions WHERE name = ?", (pack.name,)
+            ).fetchone()[0]
+            if version is None:
+                version = 1
+                yaml = dump_pack(pack.model_copy(update={"version": 1}))
+                conn.execute(
+                    "INSERT INTO pack_versions (name, version, yaml, note, created_at)"
+                    " VALUES (?, 1, ?, ?, ?)",
+                    (pack.name, yaml, _SEEDED, now),
+                )
+            conn.execute(
+                "INSERT INTO active_pack (id, name, version, published_at) VALUES (1, ?, ?, ?)",
+                (pack.name, version, now),
+            )
+        logger.info("pack store seeded: %s v%d is active", pack.name, version)
 
     # -- versions -----------------------------------------------------------------------------------------
 

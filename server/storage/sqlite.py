@@ -1,10 +1,11 @@
-"""One SQLite file shared by the server's stores: the connection handling they all need, in one place.
+"""One SQLite file shared by the server's stores: the one-box default, needing no database server.
 
 Why SQLite: on-premises installs need no database server, and one file is easy to back up. Each store
-(calls, audits, packs) keeps its own tables and connection in the same file. WAL mode lets readers and one
-writer work at once, across threads and processes; every write is one explicit ``BEGIN IMMEDIATE``
+(calls, audits, packs, users) keeps its own tables and connection in the same file. WAL mode lets readers
+and one writer work at once, across threads and processes; every write is one explicit ``BEGIN IMMEDIATE``
 transaction, so a busy file makes a writer wait (up to the busy timeout) instead of failing half-way, and
-a process killed mid-call keeps everything committed before the kill.
+a process killed mid-call keeps everything committed before the kill. ``BEGIN IMMEDIATE`` takes the file's
+one write lock, so writes never overlap whatever their lock name (see :meth:`Database.write`).
 """
 
 from __future__ import annotations
@@ -15,27 +16,41 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+
+from server.storage.database import Cursor, Database, DatabaseError, Transaction
+
+__all__ = ["DatabaseError", "SQLiteDatabase"]
 
 logger = logging.getLogger(__name__)
 
 
-class DatabaseError(RuntimeError):
-    """The database could not be opened or a statement failed; subclasses name the store."""
+class _SQLiteTransaction(Transaction):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return self._conn.execute(sql, tuple(params))
+
+    def insert(self, sql: str, params: Sequence[object] = ()) -> int:
+        return int(self._conn.execute(sql, tuple(params)).lastrowid)
+
+    def table_exists(self, name: str) -> bool:
+        found = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return found.fetchone() is not None
 
 
-class SQLiteFile:
-    """A thread-safe connection to the SQLite file at `path`, its tables created from `schema`."""
+class SQLiteDatabase(Database):
+    """A thread-safe connection to the SQLite file at `path` (its folder is made if missing)."""
 
-    schema: str = ""
-    error: type[DatabaseError] = DatabaseError
+    dialect = "sqlite"
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, error: type[DatabaseError], busy_timeout: float = 30.0) -> None:
+        super().__init__(str(path), error)
+        self.path = path
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: no implicit transactions; each write is one explicit transaction.
             self._conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -47,30 +62,15 @@ class SQLiteFile:
                 logger.warning("SQLite file %s is in %s mode, not WAL", self.path, mode)
             # In WAL mode NORMAL keeps every commit across a process crash; a power cut may lose the last few.
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._init_schema()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self.close()
-            raise self.error(f"cannot open {self.path}: {exc}") from exc
-
-    def _init_schema(self) -> None:
-        """Create the missing tables of `schema`."""
-        with self._write() as conn:
-            for statement in self.schema.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            raise error(f"cannot open {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        """Close the connection; committed data is already on disk. Safe to call twice."""
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -78,8 +78,9 @@ class SQLiteFile:
         return self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed on exit (rolled back on error), holding the lock throughout."""
+    def write(self, lock: str = "") -> Iterator[Transaction]:
+        """One ``BEGIN IMMEDIATE`` transaction holding this connection's lock throughout (`lock` is not
+        needed: the file has one writer at a time)."""
         with self._lock:
             conn = self._connection()
             try:
@@ -87,7 +88,7 @@ class SQLiteFile:
             except sqlite3.Error as exc:
                 raise self.error(f"{self.path}: cannot start a write: {exc}") from exc
             try:
-                yield conn
+                yield _SQLiteTransaction(conn)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 if conn.in_transaction:
@@ -96,7 +97,7 @@ class SQLiteFile:
                     raise self.error(f"{self.path}: write failed: {exc}") from exc
                 raise
 
-    def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self._connection().execute(sql, tuple(params)).fetchall()

@@ -1,4 +1,5 @@
-"""The SQLite store: real files on disk, several connections and threads, and a writer killed mid-call."""
+"""The calls' store on SQLite and PostgreSQL (tests taking `store_location` run on both): several
+connections and threads; and, on real SQLite files, WAL, versions and a writer killed mid-call."""
 
 import dataclasses
 import os
@@ -27,8 +28,8 @@ from server.live.store import (
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    with Store(tmp_path / "nested" / "dir" / "calls.db") as opened:
+def store(store_location: str | Path):
+    with Store(store_location) as opened:
         yield opened
 
 
@@ -252,9 +253,8 @@ def test_list_calls_for_an_agent_pages_over_their_calls_only(store: Store):
     assert len(store.list_calls()) == 7
 
 
-def test_second_store_on_the_same_file_sees_the_data(tmp_path: Path):
-    path = tmp_path / "calls.db"
-    with Store(path) as writer, Store(path) as reader:
+def test_second_store_on_the_same_database_sees_the_data(store_location: str | Path):
+    with Store(store_location) as writer, Store(store_location) as reader:
         open_call(writer)
         writer.add_turn("call-1", "customer", "первая реплика", 0, 1)
         assert reader.get_call("call-1").status == "active"
@@ -263,8 +263,8 @@ def test_second_store_on_the_same_file_sees_the_data(tmp_path: Path):
         assert len(writer.list_turns("call-1")) == 2
 
 
-def test_concurrent_writes_from_8_threads(tmp_path: Path):
-    path = tmp_path / "calls.db"
+def test_concurrent_writes_from_8_threads(store_location: str | Path):
+    path = store_location
     shared = Store(path)
     shared.create_call("shared", ["agent"], None, "pcm16", 16000)
     errors: list[BaseException] = []

@@ -7,17 +7,27 @@ audit (decode, transcribe, filter, classify, score, mask), alternating which goe
 ``--calls`` files (copies of the few calls under new names) printing RSS every 10 calls, to show memory
 stays flat. ``--batched`` runs both sides through ``faster_whisper.BatchedInferencePipeline``.
 
+``--ray-workers N`` measures audit throughput on a Ray cluster instead: a local cluster on this machine
+(a head with no speech cores, N one-core speech nodes), the ``--calls`` files fanned out by
+:class:`server.cluster.audit_pool.ClusterAuditPool`, N at once, as ``callbuffer audit --ray`` does, after
+one warm-up audit per worker (model loading). ``--ray-workers 0`` audits the same files in this process, one
+after another, as ``callbuffer audit`` does (batched Whisper on every core).
+
     python bench/bench_audit.py --calls 100
+    python bench/bench_audit.py --calls 8 --ray-workers 0   # then 1, then 2
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from audio.decode import decode_file
@@ -64,8 +74,17 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help="8 kHz stereo calls to use instead of synthesizing")
     parser.add_argument("--batched", action="store_true", help="BatchedInferencePipeline on both sides")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        help="audit throughput only: on a local cluster of N one-core speech nodes (0: in this process)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.ray_workers is not None:
+        throughput(args.ray_workers, args.calls, args.folder)
+        return
 
     from models.whisper_model import load_whisper
     from server.config import Settings
@@ -132,6 +151,91 @@ def memory_run(auditor: Auditor, calls: list[tuple[Path, str | None]], count: in
             )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB")
+
+
+def throughput(workers: int, count: int, folder: Path | None) -> None:
+    """Audit ``count`` copies of the calls, in this process (``workers`` 0) or on a local cluster of
+    ``workers`` one-core speech nodes, ``workers`` at once; print audio seconds per wall second."""
+    from models.audit import file_sha256
+    from models.packs import default_pack_path
+    from server.cluster.audit_pool import AuditJob, ClusterAuditPool
+    from server.config import Settings
+
+    settings = Settings()
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        work = Path(tmp)
+        found = [(p, None) for p in sorted(folder.glob("*.wav"))] if folder else None
+        calls = found or build_calls(work)
+        copies = []
+        for n in range(count):
+            src, lang = calls[n % len(calls)]
+            copies.append((shutil.copyfile(src, work / f"call-{n:04d}.wav"), lang))
+        durations = {path: decode_file(path, sample_rate=8000).duration for path, _ in copies}
+        if workers == 0:
+            from server.cli.audit import load_auditor
+
+            auditor = load_auditor(settings)
+            auditor.audit(copies[0][0], AuditOptions(language=copies[0][1]))  # warm-up
+            started, busy_before = time.perf_counter(), cpu_busy()
+            for path, lang in copies:
+                auditor.audit(path, AuditOptions(language=lang))
+            where = "in process (batched Whisper, every core)"
+        else:
+            pack = default_pack_path().read_text(encoding="utf-8")
+
+            def jobs(files: list[tuple[Path, str | None]]) -> Iterator[AuditJob]:
+                for path, lang in files:
+                    yield AuditJob(path, file_sha256(path), AuditOptions(language=lang), pack)
+
+            with local_cluster(workers) as address:
+                pool = ClusterAuditPool.for_settings(
+                    settings.model_copy(update={"ray": address}), parallel=workers
+                )
+                try:
+                    loading = time.perf_counter()
+                    warm = [o for o in pool.run(jobs(copies[:workers])) if o.error is None]
+                    print(
+                        f"{len(warm)} workers ready in {time.perf_counter() - loading:.1f} s (models loaded)"
+                    )
+                    started, busy_before = time.perf_counter(), cpu_busy()
+                    failed = [o for o in pool.run(jobs(copies)) if o.error is not None]
+                finally:
+                    pool.close()
+            if failed:
+                raise SystemExit(f"{len(failed)} audits failed: {failed[0].error}")
+            where = f"Ray cluster, {workers} one-core speech node(s), {workers} at once"
+        wall = time.perf_counter() - started
+        busy = (cpu_busy() - busy_before) / wall
+        audio = sum(durations.values())
+        print(
+            f"{where}: {count} calls, {audio:.0f} s of audio in {wall:.1f} s = {audio / wall:.1f}x real "
+            f"time; this machine's cores busy {busy:.2f} of {os.cpu_count()} (every process)"
+        )
+
+
+def cpu_busy() -> float:
+    """Seconds every core of this machine has been busy since boot (Linux /proc/stat), every process."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def local_cluster(workers: int) -> Iterator[str]:
+    """A Ray cluster on this machine (nothing leaves it): a head with no speech cores and `workers`
+    one-core speech nodes, as ``bench_latency.py --ray-workers`` starts; its address."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    for _ in range(workers):
+        cluster.add_node(num_cpus=1, resources={"callbuffer_speech": 1})
+    cluster.wait_for_nodes()
+    try:
+        yield cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ CALLS_DIR = Path(__file__).resolve().parent / "data" / "calls"
 LANGUAGES = ("ru", "en")
 STAGGER_S = 2.0  # calls start at random times within this many seconds
 SETTLE_S = 0.3  # time for the sidebars to subscribe before the first call starts
+REFUSAL_WAIT_S = 0.3  # a refused call hears so within this long of its start
 TARGET_P50, TARGET_P95 = 1.0, 1.5
 
 
@@ -223,12 +224,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_ray(workers: int | None) -> Iterator[str | None]:
-    """A Ray cluster on this machine, a head with no speech cores and `workers` one-core speech nodes:
-    its address; None (and no cluster) when `workers` is not given."""
-    if not workers:
-        yield None
-        return
+def local_cluster(workers: int) -> Iterator[Any]:
+    """A Ray cluster on this machine: a head with no speech cores and `workers` one-core speech nodes
+    (``ray.cluster_utils.Cluster``; its nodes can be killed and added)."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -237,10 +235,21 @@ def local_ray(workers: int | None) -> Iterator[str | None]:
         cluster.add_node(num_cpus=1, resources={"callbuffer_speech": 1})
     cluster.wait_for_nodes()
     try:
-        yield cluster.address
+        yield cluster
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@contextmanager
+def local_ray(workers: int | None) -> Iterator[str | None]:
+    """The address of a :func:`local_cluster` of `workers` speech nodes; None (and no cluster) when
+    `workers` is not given."""
+    if not workers:
+        yield None
+        return
+    with local_cluster(workers) as cluster:
+        yield cluster.address
 
 
 @contextmanager
@@ -336,6 +345,7 @@ class CallRun:
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (arrival, event)
     max_send_lag: float = 0.0  # worst lateness of a frame against its schedule
     close_code: int | None = None
+    refused: str | None = None  # the server's message when it refused the call (admission)
 
 
 async def _read_sidebar(ws: ClientConnection, run: CallRun) -> None:
@@ -369,6 +379,18 @@ async def _send_frames(ws: ClientConnection, run: CallRun) -> None:
         run.max_send_lag = max(run.max_send_lag, now - due)
 
 
+async def _refusal(ws: ClientConnection) -> str | None:
+    """The server's ``error`` message if it refuses the call just started (it answers ``start`` at once
+    when it does); None once REFUSAL_WAIT_S pass without one (the call is admitted)."""
+    try:
+        first = json.loads(await asyncio.wait_for(ws.recv(), timeout=REFUSAL_WAIT_S))
+    except TimeoutError:
+        return None
+    except ConnectionClosed as exc:
+        return f"closed {exc.rcvd.code if exc.rcvd else '?'} before any event"
+    return first.get("message", "") if first.get("type") == "error" else None
+
+
 async def stream_one(ws_url: str, run: CallRun, start_delay: float, headers: dict[str, str]) -> CallRun:
     """Connect the sidebar, wait `start_delay`, stream the call in real time, collect the sidebar's events."""
     base = ws_url.rstrip("/")
@@ -378,6 +400,11 @@ async def stream_one(ws_url: str, run: CallRun, start_delay: float, headers: dic
         await asyncio.sleep(SETTLE_S + start_delay)
         async with connect(stream_url, open_timeout=30, max_size=2**22, additional_headers=headers) as ws:
             await ws.send(run.test.start_message().to_json())
+            refusal = await _refusal(ws)
+            if refusal is not None:  # admission: the server carries all the calls it holds
+                run.refused, run.close_code = refusal, ws.close_code
+                reader.cancel()
+                return run
             drain = asyncio.create_task(_drain(ws))
             await _send_frames(ws, run)
             await ws.send(StopMessage().to_json())
@@ -461,6 +488,8 @@ def rows_of(run: CallRun, calls: int, repeat: int) -> list[Row]:
 def misses_of(run: CallRun) -> list[str]:
     """Expected categories of each turn that no overlapping alert brought."""
     turns = run.test.call.turns
+    if run.refused is not None:
+        return []  # never admitted: nothing was expected of it
     alerts = [e for _, e in run.events if e.get("type") == "alert"]
     missed = []
     for index, turn in enumerate(turns):
@@ -495,6 +524,7 @@ class Summary:
     max_send_lag: float
     server: dict[str, str] = field(default_factory=dict)
     cpu: str = ""
+    refused: list[str] = field(default_factory=list)  # the refusal of each call the server refused
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -520,6 +550,7 @@ def summarize(calls: int, runs: list[CallRun], rows: list[Row]) -> Summary:
         overloads=count_events(runs, "overload"),
         errors=count_events(runs, "error"),
         max_send_lag=max((run.max_send_lag for run in runs), default=0.0),
+        refused=[run.refused for run in runs if run.refused is not None],
     )
 
 
@@ -575,6 +606,11 @@ def table(summaries: list[Summary]) -> list[str]:
         "overload events; err: error events; lag: worst lateness of a frame send (s)"
     )
     for s in summaries:
+        if s.refused:
+            lines.append(
+                f"  {s.calls} call(s) offered: {s.calls - len(s.refused)} admitted, {len(s.refused)} "
+                f"refused: {s.refused[0]!r}"
+            )
         lines += [f"  {s.calls} call(s) miss: {m}" for m in s.misses]
         lines += [f"  {s.calls} call(s) false: {f}" for f in s.false_alerts]
         if s.cpu:
@@ -616,6 +652,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue-capacity", type=int, help="finals (CALLBUFFER_QUEUE_CAPACITY)")
     parser.add_argument("--early-after", type=float, help="seconds; 0 = off (CALLBUFFER_EARLY_AFTER)")
     parser.add_argument("--min-piece", type=float, help="seconds; 0 = off (CALLBUFFER_MIN_PIECE)")
+    parser.add_argument(
+        "--capacity",
+        help="calls admitted at once (CALLBUFFER_CAPACITY): off (default here: measure the load offered), "
+        "auto (measured on the workers) or a number",
+    )
+    parser.add_argument("--over-capacity", help="refuse | no_previews (CALLBUFFER_OVER_CAPACITY)")
     parser.add_argument("-v", "--verbose", action="store_true", help="server logs at INFO")
     args = parser.parse_args(argv)
     args.calls = [int(n) for n in str(args.calls).split(",") if n.strip()]
@@ -632,6 +674,8 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
         "queue_capacity",
         "early_after",
         "min_piece",
+        "capacity",
+        "over_capacity",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -713,7 +757,9 @@ def main(argv: list[str] | None = None) -> int:
         loading = time.perf_counter()
         with (
             local_ray(args.ray_workers) as address,
-            in_process_server(overrides_of(args) | ({"ray": address} if address else {}), timings) as (
+            in_process_server(
+                {"capacity": "off"} | overrides_of(args) | ({"ray": address} if address else {}), timings
+            ) as (
                 url,
                 settings,
                 token,

@@ -119,6 +119,10 @@ class AuditError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[AuditError], tuple[Path, str]]:
+        """Pickled as (path, reason), so it travels back whole from an audit on another machine."""
+        return type(self), (self.path, self.reason)
+
 
 class WhisperLike(Protocol):
     """What the audit needs of a model: faster-whisper's ``WhisperModel`` or ``BatchedInferencePipeline``."""

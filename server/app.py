@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.access import api_login, api_users
@@ -25,9 +25,10 @@ from server.audits.jobs import AuditRunner, audit_function
 from server.audits.store import AuditStore
 from server.config import Settings
 from server.live import api as api_calls
-from server.live import telephony
+from server.live import status, telephony
 from server.live.calls import CallRegistry
 from server.live.engine import LiveEngine
+from server.live.relay import start_relay
 from server.packs import api as api_packs
 from server.packs.service import PackService
 from server.packs.store import PackStore
@@ -54,12 +55,16 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
         pack_store = PackStore(settings.database, seed=live.classifier.pack)
         app.state.packs = PackService(pack_store, live, settings.cache_dir)
         await asyncio.to_thread(app.state.packs.activate_stored)
+        # PostgreSQL: other front-ends' calls reach sidebars here, and pack publications every front-end
+        app.state.relay = await start_relay(settings, app.state.calls, app.state.packs)
         app.state.audits = AuditStore(settings.database)
         app.state.audit_runner = AuditRunner(app.state.audits, *audit_function(settings, live))
         try:
             yield
         finally:
             await app.state.calls.shutdown()
+            if app.state.relay is not None:  # after the calls' ends are queued, before the stores close
+                await asyncio.to_thread(app.state.relay.stop)
             app.state.audit_runner.close()
             app.state.audits.close()
             pack_store.close()
@@ -95,16 +100,14 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
         return FileResponse(static_dir() / "trainer.html")
 
     @app.get("/healthz")
-    async def health(request: Request) -> dict[str, Any]:
-        """Liveness and load: live calls and the transcription queue."""
-        calls: CallRegistry = request.app.state.calls
-        stats = calls.engine.pool.stats()
-        return {
-            "status": "ok",
-            "live_calls": len(calls.live_ids()),
-            "workers": stats.workers,
-            "queued_turns": stats.queued_finals,
-            "overloaded": calls.engine.pool.overloaded,
-        }
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Liveness and load: calls, capacity, the transcription queue, alert latency."""
+        return await asyncio.to_thread(status.health, request.app.state.calls)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics(request: Request) -> PlainTextResponse:
+        """The same and each worker's load, in Prometheus text format."""
+        text = await asyncio.to_thread(status.prometheus, request.app.state.calls)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

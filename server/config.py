@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,7 +95,20 @@ class Settings(BaseSettings):
     overload_after: float = Field(
         default=1.5, ge=0.1, le=60.0, description="a finished turn waiting this long makes its call say so"
     )
-    max_calls: int = Field(default=64, ge=1, le=10000, description="live calls at once")
+    max_calls: int = Field(
+        default=64, ge=1, le=10000, description="live calls at once, whatever the capacity"
+    )
+    capacity: int | Literal["auto", "off"] = Field(
+        default="auto",
+        description="calls admitted at once: 'auto' (what the transcription workers hold at the latency "
+        "goal, measured on each worker's reference turn at start-up; server/live/capacity.py), a number of "
+        "calls, or 'off' (only max_calls)",
+    )
+    over_capacity: Literal["refuse", "no_previews"] = Field(
+        default="refuse",
+        description="a call offered beyond capacity: 'refuse' it (error event, close 1008), or admit it "
+        "with 'no_previews' (final turns and alerts only)",
+    )
     max_upload_mb: int = Field(
         default=200, ge=1, le=10000, description="largest recording accepted for audit"
     )
@@ -103,6 +117,15 @@ class Settings(BaseSettings):
         description="a Ray cluster whose speech workers transcribe live turns: 'auto' (the cluster this "
         "machine is in), HOST:PORT or ray://HOST:PORT; none: Whisper runs in this process",
     )
+
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _capacity(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ValueError(f"capacity must be 'auto', 'off' or at least 1 call, got {value}")
+        return value
 
     @field_validator("ray")
     @classmethod

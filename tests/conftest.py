@@ -248,14 +248,16 @@ def _serve(shared_models, cache_dir: Path, data_dir: Path, **settings_overrides:
     models."""
     from server.app import create_app
     from server.config import Settings
-    from server.live.engine import LiveEngine
+    from server.live.engine import LiveEngine, measure_capacity
     from server.live.store import Store
 
     pool, classifier, endpoint = shared_models
     settings = Settings(cache_dir=cache_dir, data_dir=data_dir, **settings_overrides)
     settings.data_dir.mkdir(parents=True)
     users = _add_users(settings.database)
-    engine = LiveEngine(settings, Store(settings.database), pool, classifier, endpoint)
+    # admission only where a test asks for it: the others stream as many calls as they need
+    capacity = measure_capacity(settings, pool) if "capacity" in settings_overrides else None
+    engine = LiveEngine(settings, Store(settings.database), pool, classifier, endpoint, capacity)
     server = LiveServer(create_app(settings, engine=engine), engine, settings, users)
     server.wait_started()
     return server

@@ -1,6 +1,9 @@
 """Running uploaded recordings through the audit, one at a time, on a background thread.
 
 Audits are batch work: they take the CPU that live calls leave, one recording at a time, in upload order.
+With ``CALLBUFFER_RAY`` (``serve --ray``) each runs on an audit worker on the cluster's speech machines
+(:mod:`server.cluster.audit_pool`), below the live speech workers' priority, and the server loads no
+Whisper for audits.
 A recording that cannot be audited (corrupt, empty, no speech) is marked failed with the reason and the
 queue goes on. Recordings still queued when the server stopped are picked up at the next start.
 """
@@ -11,13 +14,14 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from server.audits.store import AuditStore
 
 if TYPE_CHECKING:
-    from models.audit import Auditor
+    from models.audit import AuditOptions, Auditor
     from models.classifier import PhraseClassifier
+    from server.cluster.audit_pool import ClusterAuditor
     from server.config import Settings
     from server.live.engine import LiveEngine
 
@@ -25,6 +29,13 @@ logger = logging.getLogger(__name__)
 
 # (recording path, job options) -> report dict (models.audit's CallReport.to_dict()).
 AuditFn = Callable[[Path, dict[str, Any]], dict[str, Any]]
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """An audit function holding something to end with the runner (the cluster's audit worker)."""
+
+    def close(self) -> None: ...
 
 
 class AuditRunner:
@@ -55,6 +66,8 @@ class AuditRunner:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=600)
+        if isinstance(self._audit, Closable):
+            self._audit.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -80,14 +93,17 @@ class AuditRunner:
         logger.info("audited %s: score %s", call_id, (report.get("scorecard") or {}).get("score"))
 
 
-def make_auditor(settings: Settings, classifier: PhraseClassifier) -> Auditor:
+def make_auditor(settings: Settings, classifier: PhraseClassifier, *, cpu_threads: int = 0) -> Auditor:
     """An auditor with the configured Whisper (loaded once per process, batched over a channel's speech)
-    and `classifier`: what `callbuffer audit`, uploads and the trainer's labelled calls all hear with."""
+    and `classifier`: what `callbuffer audit`, uploads, the trainer's labelled calls and the cluster's
+    audit workers all hear with. ``cpu_threads``: CTranslate2's threads (0: its choice; an audit worker on
+    the cluster uses one core)."""
     from models.audit import Auditor, batched
     from models.decoder_prompt import decoder_prompts
     from models.whisper_model import load_whisper
 
-    pipeline, extra = batched(load_whisper(settings.whisper_model, cache_dir=settings.cache_dir))
+    model = load_whisper(settings.whisper_model, cpu_threads=cpu_threads, cache_dir=settings.cache_dir)
+    pipeline, extra = batched(model)
     return Auditor(
         pipeline,
         classifier,
@@ -100,16 +116,52 @@ def make_auditor(settings: Settings, classifier: PhraseClassifier) -> Auditor:
 def audit_function(settings: Settings, engine: LiveEngine) -> tuple[AuditFn, tuple[type[Exception], ...]]:
     """The audit the server runs on uploads (the live engine's classifier of the active pack, Whisper's
     full window), and the errors that mean "this recording cannot be audited" rather than a fault. The
-    model loads at the first upload, on the audit thread, so the server starts as fast without audits."""
-    from models.audit import AuditError, AuditOptions
+    model loads at the first upload, on the audit thread, so the server starts as fast without audits.
+
+    With ``settings.ray`` the audit runs on an audit worker on the cluster's speech machines instead
+    (:class:`server.cluster.audit_pool.ClusterAuditor`, the active pack sent with each recording), and
+    this process loads no Whisper for it; a recording whose workers kept dying fails with the reason."""
+    from models.audit import AuditError
+
+    if settings.ray:
+        return _cluster_audit(settings, engine)
 
     def run(path: Path, options: dict[str, Any]) -> dict[str, Any]:
         auditor = make_auditor(settings, engine.classifier)
-        audit_options = AuditOptions(
-            roles=tuple(options.get("channels") or ("agent", "customer")),
-            language=options.get("language"),
-            mask=not options.get("keep_pii", False),
-        )
-        return auditor.audit(path, audit_options).to_dict()
+        return auditor.audit(path, audit_options(options)).to_dict()
 
     return run, (AuditError, ValueError)
+
+
+def audit_options(options: dict[str, Any]) -> AuditOptions:
+    """A job's stored options (``channels``, ``language``, ``keep_pii``) as the audit's."""
+    from models.audit import AuditOptions
+
+    return AuditOptions(
+        roles=tuple(options.get("channels") or ("agent", "customer")),
+        language=options.get("language"),
+        mask=not options.get("keep_pii", False),
+    )
+
+
+def _cluster_audit(settings: Settings, engine: LiveEngine) -> tuple[AuditFn, tuple[type[Exception], ...]]:
+    from models.audit import AuditError
+    from models.packs import dump_pack
+    from server.cluster.audit_pool import ClusterAuditor
+    from server.cluster.speech_pool import ClusterError
+
+    cluster = ClusterAuditor(settings, lambda: dump_pack(engine.classifier.pack))
+    return _OnCluster(cluster), (AuditError, ValueError, ClusterError)
+
+
+class _OnCluster:
+    """The upload audit on the cluster; ``close()`` (by :meth:`AuditRunner.close`) ends its worker."""
+
+    def __init__(self, cluster: ClusterAuditor) -> None:
+        self._cluster = cluster
+
+    def __call__(self, path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        return self._cluster(path, audit_options(options))
+
+    def close(self) -> None:
+        self._cluster.close()

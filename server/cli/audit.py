@@ -10,6 +10,11 @@ file's SHA-256 and the settings) is skipped unless ``--force``, so an interrupte
 stopped. Models load once, only when some file needs auditing. A file that cannot be audited (corrupt,
 empty, unreadable) is reported on stderr with the reason and skipped; the exit code is 1 only when every
 file failed. Only one summary row per call stays in memory, never the reports.
+
+With ``--ray ADDRESS`` (or ``CALLBUFFER_RAY``) the same batch is audited by workers on the Ray cluster's
+speech machines, ``--parallel`` recordings at once (:mod:`server.cli.audit_cluster`,
+:mod:`server.cluster.audit_pool`): same index, progress bar, reports, summary and skipped bad files, the
+reports written as they come back.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from models.audit import (
 )
 from models.packs import default_pack_path
 from server.audits.reports import FORMATS, SummaryRow, render_to, summary_row, write_report, write_summary
-from server.cli.settings import encoder_option, pack_option, settings_from
+from server.cli.settings import encoder_option, pack_option, ray_option, settings_from
+from server.cluster.audit_pool import DEFAULT_PARALLEL
 from server.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +67,7 @@ class BatchResult:
     failed: int = 0
     audio_seconds: float = 0.0
     rows: list[SummaryRow] = field(default_factory=list)
+    resent: int = 0  # with --ray: recordings sent again after their audit worker was lost
 
     @property
     def exit_code(self) -> int:
@@ -165,6 +172,15 @@ def report_stem(path: Path, key: str) -> str:
 # -------------------------------------------------------------------------------------------- batch
 
 
+@dataclass(frozen=True)
+class PendingCall:
+    """A file the batch has to audit: its path, content digest and index key."""
+
+    path: Path
+    sha256: str
+    key: str
+
+
 class BatchAuditor:
     """Runs a batch: skip what the index has, audit the rest with models loaded on first need."""
 
@@ -194,6 +210,13 @@ class BatchAuditor:
 
     def run_one(self, path: Path, result: BatchResult) -> None:
         """Audit (or skip) one file, updating ``result``; raises :class:`AuditError` for a bad file."""
+        call = self.lookup(path, result)
+        if call is not None:
+            self.record(call, self.auditor().audit(path, self.options, sha256=call.sha256).to_dict(), result)
+
+    def lookup(self, path: Path, result: BatchResult) -> PendingCall | None:
+        """The file to audit, or None when the index has it already (counted in ``result`` as skipped);
+        :class:`AuditError` when it cannot be read."""
         digest = file_sha256(path)
         key = hashlib.sha256(f"{digest}:{self.settings_key}".encode()).hexdigest()
         entry = self.index.get(key)
@@ -202,8 +225,13 @@ class BatchAuditor:
             result.audio_seconds += entry["summary"]["duration"]
             result.rows.append(SummaryRow.from_dict(entry["summary"]))
             logger.info("%s: already audited (%s)", path, entry["report"])
-            return
-        report = self.auditor().audit(path, self.options, sha256=digest).to_dict()
+            return None
+        return PendingCall(path, digest, key)
+
+    def record(self, call: PendingCall, report: dict[str, Any], result: BatchResult) -> None:
+        """Write a call's reports and its index line, and count it; :class:`AuditError` when the reports
+        cannot be written."""
+        path, digest, key = call.path, call.sha256, call.key
         try:
             written = write_report(report, self.out_dir, report_stem(path, key), self.fmt)
         except OSError as exc:
@@ -281,6 +309,14 @@ def _options(channels: str, language: str | None, keep_pii: bool) -> AuditOption
 @click.option("--keep-pii", is_flag=True, help="Do not mask phone, card and ID numbers in the reports.")
 @pack_option
 @encoder_option
+@ray_option
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 256),
+    default=DEFAULT_PARALLEL,
+    show_default=True,
+    help="With --ray: recordings audited at once, one speech core each, below live calls' priority.",
+)
 def audit(
     paths: tuple[Path, ...],
     out_dir: Path,
@@ -291,14 +327,17 @@ def audit(
     keep_pii: bool,
     pack: Path | None,
     encoder: str | None,
+    ray: str | None,
+    parallel: int,
 ) -> None:
     """Audit recorded calls: transcript by speaker, flagged moments, scorecard, talk time, per call.
 
     PATHS are audio files or folders (searched recursively for wav, mp3, ogg, opus, flac). Writes
     <name>-<key>.json (and .html or .csv with --format) per call, and summary.json (+ summary.csv or
-    summary.html) ranking the calls worst score first.
+    summary.html) ranking the calls worst score first. With --ray the recordings are sent to audit
+    workers on the cluster's speech machines, --parallel at once.
     """
-    settings = settings_from(pack=pack, encoder=encoder)
+    settings = settings_from(pack=pack, encoder=encoder, ray=ray)
     options = _options(channels, language, keep_pii)
     problems: list[str] = []
     files = find_audio(paths, problems)
@@ -307,14 +346,20 @@ def audit(
         click.echo(f"error: {problem}", err=True)
     try:
         batch = BatchAuditor(settings, options, out_dir, fmt, force)
-        _run(batch, files, result)
+        if settings.ray:
+            from server.cli.audit_cluster import run_on_cluster
+
+            run_on_cluster(batch, files, result, parallel)
+        else:
+            _run(batch, files, result)
     except AuditSetupError as exc:
         raise click.ClickException(str(exc)) from exc
     if result.rows:
         write_summary(result.rows, out_dir, fmt)
+    resent = f"; {result.resent} sent again after their worker was lost" if result.resent else ""
     click.echo(
         f"audited {result.audited}, already audited {result.skipped}, failed {result.failed}; "
-        f"{result.audio_seconds / 60:.1f} audio min; reports in {out_dir}",
+        f"{result.audio_seconds / 60:.1f} audio min; reports in {out_dir}{resent}",
         err=True,
     )
     sys.exit(result.exit_code)

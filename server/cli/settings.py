@@ -33,8 +33,9 @@ database_url_option = click.option(
 ray_option = click.option(
     "--ray",
     default=None,
-    help="A Ray cluster whose speech workers transcribe live turns: auto, HOST:PORT or ray://HOST:PORT "
-    "(CALLBUFFER_RAY; default: Whisper in this process). Add workers with `callbuffer worker --ray`.",
+    help="A Ray cluster whose speech machines run Whisper (live turns; audits): auto, HOST:PORT or "
+    "ray://HOST:PORT (CALLBUFFER_RAY; default: Whisper in this process). Add machines with "
+    "`callbuffer worker --ray`.",
 )
 
 

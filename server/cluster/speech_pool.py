@@ -24,11 +24,13 @@ import numpy as np
 
 from models.transcriber import Segment
 from server.cluster.speech_worker import SpeechWorker
+from server.live.pool import WorkerLoad
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "callbuffer"
 SPEECH_RESOURCE = "callbuffer_speech"  # one per core a machine gives to speech workers
+STATUS_GROUP = "status"  # the workers' concurrency group for `where` (health, load, speed)
 
 
 class ClusterError(RuntimeError):
@@ -84,7 +86,8 @@ class ClusterTranscription:
                 "the Ray cluster has no speech workers: add one with `callbuffer worker --ray ADDRESS` "
                 f"(or `ray start --address ADDRESS --resources '{{\"{SPEECH_RESOURCE}\": 1}}'`)"
             )
-        actor = ray.remote(SpeechWorker)
+        # `where` answers from a thread of its own (its concurrency group), not behind a turn
+        actor = ray.remote(concurrency_groups={STATUS_GROUP: 1})(SpeechWorker)
         self._workers = [
             actor.options(
                 name=f"speech-{i}",
@@ -94,7 +97,7 @@ class ClusterTranscription:
                 num_cpus=1,
                 resources={SPEECH_RESOURCE: 1},
                 max_restarts=-1,
-                max_concurrency=1,
+                max_concurrency=1,  # one turn at a time: a worker is one core
             ).remote(whisper_model, window)
             for i in range(count)
         ]
@@ -148,7 +151,7 @@ class ClusterTranscription:
 
         while not self._closed and ray.is_initialized():
             try:
-                ray.get(worker.where.remote(), timeout=5)
+                ray.get(_status(worker), timeout=5)
             except (RayActorError, GetTimeoutError):
                 time.sleep(1.0)
                 continue
@@ -162,15 +165,34 @@ class ClusterTranscription:
         """Stop waiting for lost workers (the workers themselves stay, shared by the cluster)."""
         self._closed = True
 
+    def loads(self) -> list[WorkerLoad]:
+        """Each answering worker's turns, busy seconds and reference-turn time (measured when it started)."""
+        return [
+            WorkerLoad(
+                f"{found['name']}@{found['host']}",
+                int(found["turns"]),
+                float(found["busy_seconds"]),
+                float(found["turn_seconds"]),
+            )
+            for found in self.where()
+        ]
+
     def where(self) -> list[dict[str, object]]:
-        """Each worker's host, process and turns done (workers that do not answer in 10 s left out)."""
+        """Each worker's name, host, process, turns done and speed (workers that do not answer in 10 s left
+        out)."""
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError
 
         found = []
-        for worker in self._workers:
+        asked = [_status(worker) for worker in self._workers]  # all at once: a dead one costs 10 s once
+        for i, answer in enumerate(asked):
             try:
-                found.append(ray.get(worker.where.remote(), timeout=10))
+                found.append({"name": f"speech-{i}", **ray.get(answer, timeout=10)})
             except (RayActorError, GetTimeoutError) as exc:
                 logger.warning("speech worker does not answer: %s", exc)
         return found
+
+
+def _status(worker: Any) -> Any:
+    """The worker's ``where()`` in its status group: it answers while a turn is being transcribed."""
+    return worker.where.options(concurrency_group=STATUS_GROUP).remote()

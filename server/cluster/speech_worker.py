@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 import numpy as np
 
+from models.speed import time_reference_turn
 from models.transcriber import Segment, Transcriber
 
 logger = logging.getLogger(__name__)
@@ -33,17 +35,39 @@ class SpeechWorker:
         model = load_whisper(whisper_model, cpu_threads=1, num_workers=1, cache_dir=settings.cache_dir)
         self._transcriber = Transcriber(model, window=window)
         self._turns = 0
-        logger.info("speech worker ready on %s (pid %d)", socket.gethostname(), os.getpid())
+        self._busy = 0.0
+        # what this core holds is measured once, on the reference turn (models/speed.py)
+        self._turn_seconds = time_reference_turn(
+            lambda samples, lang: self._transcriber.transcribe(samples, language=lang)
+        )
+        logger.info(
+            "speech worker ready on %s (pid %d): reference turn in %.3f s",
+            socket.gethostname(),
+            os.getpid(),
+            self._turn_seconds,
+        )
 
     def transcribe(self, samples: np.ndarray, language: str | None, prompt: str | None) -> list[Segment]:
         """One turn's segments, the decoder reading `prompt` first (None: no prompt)."""
         self._transcriber.set_prompts({language: prompt} if language and prompt else None)
-        self._turns += 1
-        return self._transcriber.transcribe(samples, language=language)
+        started = time.perf_counter()
+        try:
+            return self._transcriber.transcribe(samples, language=language)
+        finally:
+            self._turns += 1
+            self._busy += time.perf_counter() - started
 
     def where(self) -> dict[str, object]:
-        """Host, Ray node, process and turns done: for health checks and tests."""
+        """Host, Ray node, process, turns done, seconds spent on them, and the reference turn's time: for
+        admission, ``/metrics`` and tests."""
         import ray
 
         node = ray.get_runtime_context().get_node_id()
-        return {"host": socket.gethostname(), "node": node, "pid": os.getpid(), "turns": self._turns}
+        return {
+            "host": socket.gethostname(),
+            "node": node,
+            "pid": os.getpid(),
+            "turns": self._turns,
+            "busy_seconds": round(self._busy, 3),
+            "turn_seconds": self._turn_seconds,
+        }

@@ -16,6 +16,8 @@ from models.encoders import get_encoder
 from models.heard import load_heard
 from models.packs import Category, load_pack
 from server.config import Settings
+from server.live.capacity import Capacity
+from server.live.metrics import LiveMetrics
 from server.live.pool import TranscriptionPool
 from server.live.store import Store
 
@@ -67,11 +69,16 @@ class LiveEngine:
         pool: TranscriptionPool,
         classifier: PhraseClassifier,
         endpoint: EndpointConfig,
+        capacity: Capacity | None = None,
     ) -> None:
+        """``capacity``: calls admitted at once (:func:`measure_capacity`); None: no limit but
+        ``settings.max_calls``."""
         self.settings = settings
         self.store = store
         self.pool = pool
         self.endpoint = endpoint
+        self.capacity = capacity or Capacity.off()
+        self.metrics = LiveMetrics()
         self._classifier = classifier
         self._classify_lock = threading.Lock()
         self._steer(classifier)
@@ -85,12 +92,22 @@ class LiveEngine:
         store = Store(settings.database)  # first, so an unreachable database fails before models load
         try:
             pool = transcription_pool(settings)
-            engine = cls(settings, store, pool, build_classifier(settings), endpoint_config(settings))
+            capacity = measure_capacity(settings, pool)
+            logger.info(capacity.describe())
+            engine = cls(
+                settings, store, pool, build_classifier(settings), endpoint_config(settings), capacity
+            )
         except BaseException:
             store.close()
             raise
         logger.info("live engine ready in %.1f s (%d workers)", time.perf_counter() - started, pool.workers)
         return engine
+
+    @property
+    def shares_workers(self) -> bool:
+        """The speech workers are the cluster's, shared with other front-ends (admission counts every
+        front-end's calls), rather than this process's own."""
+        return self.settings.ray is not None
 
     def judge(self, turn: Turn, before: Turn | None = None, raised_before: Collection[str] = ()) -> Judged:
         """The alert categories (forbidden, trigger) found in a final turn.
@@ -177,7 +194,18 @@ def cluster_pool(settings: Settings) -> TranscriptionPool:
         capacity=settings.queue_capacity,
         set_prompts=remote.set_prompts,
         on_close=remote.close,
+        worker_loads=remote.loads,
     )
+
+
+def measure_capacity(settings: Settings, pool: TranscriptionPool) -> Capacity:
+    """The calls to admit at once: configured, off, or measured on the pool's workers (each one's time for
+    the reference turn; a second or two at start-up in process, done by the workers on a cluster)."""
+    if settings.capacity == "off":
+        return Capacity.off()
+    if isinstance(settings.capacity, int):
+        return Capacity.configured(settings.capacity)
+    return Capacity.measured(pool.measure_speed())
 
 
 def _one_blas_thread() -> None:

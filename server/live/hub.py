@@ -92,6 +92,10 @@ class EventHub:
     def is_live(self, call_id: str) -> bool:
         return call_id in self._history
 
+    def history(self, call_id: str) -> list[str]:
+        """The live call's replay history so far (what a listener joining now is given first)."""
+        return list(self._history.get(call_id, ()))
+
     def publish(self, call_id: str, event: str, *, keep: bool) -> None:
         """Send `event` to every listener of the call; `keep` adds it to the replay history."""
         if keep and call_id in self._history:

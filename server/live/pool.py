@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -33,6 +34,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from models.speed import time_reference_turn
 from models.transcriber import Segment
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,16 @@ class PoolStats:
     guesses_dropped: int = 0  # guesses cancelled before they ran
 
 
+@dataclass(frozen=True)
+class WorkerLoad:
+    """What one transcription worker (a pool thread, or a speech worker on the cluster) has done."""
+
+    name: str
+    turns: int  # jobs transcribed (a batch counts each turn)
+    busy_seconds: float  # time spent transcribing
+    turn_seconds: float | None = None  # its time for the reference turn (models/speed.py), if measured
+
+
 class TranscriptionPool:
     """Runs ``transcribe(samples, language)`` for all calls on ``workers`` threads, fairly and bounded.
 
@@ -96,7 +108,11 @@ class TranscriptionPool:
         max_batch: int = 1,
         set_prompts: Callable[[Mapping[str, str]], None] | None = None,
         on_close: Callable[[], None] | None = None,
+        worker_loads: Callable[[], list[WorkerLoad]] | None = None,
     ) -> None:
+        """``worker_loads``: each worker's load and speed, where the workers are not this pool's threads
+        (speech workers on a cluster); by default the pool reports its threads and measures their speed on
+        the reference turn itself."""
         if workers < 1 or capacity < 1 or max_batch < 1:
             raise ValueError(
                 f"workers, capacity and max_batch must be >= 1, got {workers}, {capacity} and {max_batch}"
@@ -110,6 +126,10 @@ class TranscriptionPool:
         self._transcribe_batch = transcribe_batch
         self._set_prompts = set_prompts
         self._on_close = on_close  # releases what the transcribe function holds (a cluster's connection)
+        self._worker_loads = worker_loads
+        self._busy: Counter[str] = Counter()  # seconds transcribing, by thread name
+        self._turns: Counter[str] = Counter()  # jobs transcribed, by thread name
+        self._turn_seconds: float | None = None  # the reference turn's time on one thread, once measured
         self.prompts: dict[str, str] = {}  # what the recogniser reads before each turn, by language
         self._cond = threading.Condition()
         self._finals: OrderedDict[str, deque[_Job]] = OrderedDict()  # call id -> its waiting finals
@@ -229,6 +249,26 @@ class TranscriptionPool:
                 self._dropped,
             )
 
+    def loads(self) -> list[WorkerLoad]:
+        """Each worker's turns, busy time and reference-turn speed (for admission and ``/metrics``)."""
+        if self._worker_loads is not None:
+            return self._worker_loads()
+        with self._cond:
+            return [
+                WorkerLoad(t.name, self._turns[t.name], round(self._busy[t.name], 3), self._turn_seconds)
+                for t in self._threads
+            ]
+
+    def measure_speed(self) -> list[float]:
+        """Each worker's seconds for the reference turn (:mod:`models.speed`): the cluster's own figures,
+        or, in process, one thread's time measured now (its threads share a model and have a core each)."""
+        if self._worker_loads is not None:
+            return [w.turn_seconds for w in self._worker_loads() if w.turn_seconds is not None]
+        seconds = time_reference_turn(self._transcribe)
+        with self._cond:
+            self._turn_seconds = seconds
+        return [seconds] * self.workers
+
     def close(self) -> None:
         """Stop taking jobs, fail the waiting ones, and let running ones finish."""
         with self._cond:
@@ -292,13 +332,17 @@ class TranscriptionPool:
         return job
 
     def _work(self) -> None:
+        name = threading.current_thread().name
         while jobs := self._next_jobs():
+            started = time.perf_counter()
             try:
                 self._run(jobs)
             finally:
                 with self._cond:
                     self._running -= len(jobs)
                     self._done += len(jobs)
+                    self._busy[name] += time.perf_counter() - started
+                    self._turns[name] += len(jobs)
 
     def _run(self, jobs: list[_Job]) -> None:
         """Transcribe `jobs` (one, or a batch of finals) and settle their futures, each as soon as its

@@ -82,8 +82,11 @@ class CallSession:
         executor: Executor,
         *,
         time_offset: float = 0.0,
+        previews: bool = True,
     ) -> None:
+        """``previews``: send partial transcripts (off for a call admitted beyond capacity)."""
         self.call_id = call_id
+        self.previews = previews
         self.start = start
         self.state = CallState.STREAMING
         self._engine = engine
@@ -113,6 +116,14 @@ class CallSession:
         self._task = asyncio.create_task(self._run(), name=f"call-{call_id}")
         for task in (self._task, self._publisher):
             task.add_done_callback(self._worker_ended)
+        if not previews:  # sent once the loop runs again: after the caller has subscribed to the call
+            self._send_later(
+                OverloadMessage(
+                    message="admitted beyond the server's capacity: no partial transcripts on this call; "
+                    "final turns and alerts as usual",
+                    queued=engine.pool.queued(),
+                ).to_json()
+            )
 
     # -- what the socket calls ----------------------------------------------------------------------------
 
@@ -237,7 +248,9 @@ class CallSession:
             )
             event = self._recognizer.turn_event(final.turn, segments)
             if event is not None:
-                await self._publish(event)
+                alerts = await self._publish(event)
+                silence = self._engine.settings.endpoint_silence
+                self._engine.metrics.turn_sent(time.perf_counter() - final.declared + silence, alerts)
 
     async def _result(self, future: Future[list[Segment]]) -> list[Segment]:
         """The transcription, with an overload notice to the call for every `overload_after` it waits."""
@@ -247,14 +260,16 @@ class CallSession:
             self._overload()
         return waiting.result()
 
-    async def _publish(self, event: TranscriptEvent) -> None:
-        """A final turn: store, classify, store its alerts (on a worker thread), then send them all."""
+    async def _publish(self, event: TranscriptEvent) -> int:
+        """A final turn: store, classify, store its alerts (on a worker thread), then send them all;
+        returns how many alerts it raised."""
         shifted = self._shifted(event)
         alerts = await self._in_thread(self._record_final, shifted)
         self._last_final_end[event.speaker] = event.end
         await self._emit(shifted.to_json(), True)
         for alert in alerts:
             await self._emit(alert.to_json(), True)
+        return len(alerts)
 
     def _shifted(self, event: TranscriptEvent) -> TranscriptMessage:
         """The event on the call's clock (a resumed call continues after what was stored)."""
@@ -333,6 +348,8 @@ class CallSession:
 
         Of a turn in pieces only the newest part is transcribed for a preview; the kept pieces' texts are
         put in front of it, so a preview is skipped until they are back."""
+        if not self.previews:
+            return
         for turn in self._recognizer.due_partials():
             *kept, rest = turn.parts()
             texts = [self._early.get(piece_key(turn.channel, piece)) for piece in kept]

@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
 from server.storage.database import DatabaseError, Row, Transaction
@@ -32,7 +32,7 @@ from server.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: calls.agent
+SCHEMA_VERSION = 3  # 2: calls.agent; 3: calls.frontend and the frontends table
 MAX_LIST_LIMIT = 1000
 
 CallStatus = Literal["active", "completed", "disconnected", "failed"]
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS calls (
                 CHECK (status IN ('active', 'completed', 'disconnected', 'failed')),
     created_at  TEXT NOT NULL,          -- UTC ISO 8601
     ended_at    TEXT,                   -- UTC ISO 8601, NULL while active
-    agent       TEXT                    -- the agent user on the call, NULL if any agent may watch it
+    agent       TEXT,                   -- the agent user on the call, NULL if any agent may watch it
+    frontend    TEXT                    -- the server process streaming it while active (frontends.id)
 );
 CREATE INDEX IF NOT EXISTS calls_created ON calls (created_at);
 CREATE TABLE IF NOT EXISTS turns (
@@ -81,6 +82,12 @@ CREATE TABLE IF NOT EXISTS alerts (
     span_end     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_call_start ON alerts (call_id, start_sec);
+CREATE TABLE IF NOT EXISTS frontends (
+    id         TEXT PRIMARY KEY,        -- one per server process, new at each start
+    host       TEXT NOT NULL,
+    started_at TEXT NOT NULL,           -- UTC ISO 8601
+    seen_at    TEXT NOT NULL            -- UTC ISO 8601, renewed every few seconds while it runs
+);
 """
 
 
@@ -113,6 +120,7 @@ class CallRecord:
     created_at: str
     ended_at: str | None
     agent: str | None = None
+    frontend: str | None = None  # the server process streaming it while active
 
 
 @dataclass(frozen=True)
@@ -158,7 +166,10 @@ class Store(TableStore):
     name = "calls"
     schema = _SCHEMA
     schema_version = SCHEMA_VERSION
-    migrations = {1: ("ALTER TABLE calls ADD COLUMN agent TEXT",)}  # from before calls had an agent
+    migrations = {
+        1: ("ALTER TABLE calls ADD COLUMN agent TEXT",),  # from before calls had an agent
+        2: ("ALTER TABLE calls ADD COLUMN frontend TEXT",),  # from before servers held leases
+    }
     error = StoreError
 
     @classmethod
@@ -184,9 +195,11 @@ class Store(TableStore):
         encoding: str,
         sample_rate: int,
         agent: str | None = None,
+        frontend: str | None = None,
     ) -> CallRecord:
         """Start a call, or resume one that ended ``disconnected``/``failed`` with the same parameters.
-        `agent` names the agent user on the call (only their sidebar, reviewers and admins see it).
+        `agent` names the agent user on the call (only their sidebar, reviewers and admins see it);
+        `frontend` the server process streaming it (:meth:`renew_lease`).
 
         Raises CallExistsError for a call id that is active or completed, or that is resumed with other
         parameters; StoreError for empty roles.
@@ -200,8 +213,8 @@ class Store(TableStore):
             if row is None:
                 conn.execute(
                     "INSERT INTO calls (call_id, roles, language, encoding, sample_rate, status, created_at,"
-                    " agent) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
-                    (call_id, roles_json, language, encoding, int(sample_rate), _now(), agent),
+                    " agent, frontend) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                    (call_id, roles_json, language, encoding, int(sample_rate), _now(), agent, frontend),
                 )
                 logger.debug("call %s created", call_id)
             else:
@@ -216,7 +229,8 @@ class Store(TableStore):
                         "roles, language, encoding, sample rate and agent"
                     )
                 conn.execute(
-                    "UPDATE calls SET status = 'active', ended_at = NULL WHERE call_id = ?", (call_id,)
+                    "UPDATE calls SET status = 'active', ended_at = NULL, frontend = ? WHERE call_id = ?",
+                    (frontend, call_id),
                 )
                 logger.info("call %s resumed after ending %s", call_id, existing.status)
             return _call(conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone())
@@ -264,6 +278,53 @@ class Store(TableStore):
             (*params, limit, offset),
         )
         return [_call(row) for row in rows]
+
+    def count_active(self) -> int:
+        """Calls streaming now, on every server sharing this database."""
+        return int(self._read("SELECT COUNT(*) FROM calls WHERE status = 'active'")[0][0])
+
+    # -- server leases -------------------------------------------------------------------------------
+
+    def renew_lease(self, frontend: str, host: str) -> None:
+        """Server `frontend` is alive: its calls are its own for a while longer."""
+        now = _now()
+        with self._write("frontends") as conn:
+            conn.execute(
+                "INSERT INTO frontends (id, host, started_at, seen_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                (frontend, host, now, now),
+            )
+
+    def release_lease(self, frontend: str) -> None:
+        """Server `frontend` stops (its calls were ended first)."""
+        with self._write("frontends") as conn:
+            conn.execute("DELETE FROM frontends WHERE id = ?", (frontend,))
+
+    def end_orphaned_calls(self, stale_after: float) -> list[str]:
+        """Calls left ``active`` by servers that died (no lease renewed for `stale_after` seconds) become
+        ``disconnected``: resumable, and no longer counted as in progress. Returns their ids. (Calls that
+        name no server, written before servers kept leases or by a tool, are left as they are.)"""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=stale_after)).isoformat(timespec="milliseconds")
+        with self._write("frontends") as conn:
+            conn.execute("DELETE FROM frontends WHERE seen_at < ?", (cutoff,))
+            rows = conn.execute(
+                "SELECT call_id FROM calls WHERE status = 'active' AND frontend IS NOT NULL"
+                " AND frontend NOT IN (SELECT id FROM frontends)"
+            ).fetchall()
+            orphans = [row["call_id"] for row in rows]
+            for call_id in orphans:
+                conn.execute(
+                    "UPDATE calls SET status = 'disconnected', ended_at = ? WHERE call_id = ? "
+                    "AND status = 'active'",
+                    (_now(), call_id),
+                )
+        if orphans:
+            logger.warning(
+                "%d calls of servers that stopped answering marked disconnected: %s",
+                len(orphans),
+                ", ".join(orphans),
+            )
+        return orphans
 
     # -- turns and alerts ----------------------------------------------------------------------------
 
@@ -376,6 +437,7 @@ def _call(row: Row) -> CallRecord:
         created_at=row["created_at"],
         ended_at=row["ended_at"],
         agent=row["agent"],
+        frontend=row["frontend"],
     )
 
 

@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 
 from server.live.protocol import StartMessage
 
-PUBLIC = {("/healthz", "get"), ("/v1/auth/login", "post"), ("/v1/auth/logout", "post")}
+PUBLIC = {("/healthz", "get"), ("/metrics", "get"), ("/v1/auth/login", "post"), ("/v1/auth/logout", "post")}
 # (path pattern, roles allowed besides admin); first match wins
 ROLE_TABLE = [
     (r"^/v1/calls", {"agent", "reviewer"}),

@@ -1,0 +1,127 @@
+"""The deployment of issue 19 in one test: two front-ends on one PostgreSQL database, their turns
+transcribed by speech workers on a local Ray cluster, a call streamed into each, each call's sidebar on the
+*other* front-end, and a speech node killed while both workers are busy. Every final turn and alert of
+both calls reaches the other front-end's sidebar, and the store holds each turn once.
+
+Everything is real: a throw-away PostgreSQL, a Ray cluster of separate raylet and worker processes on
+127.0.0.1, two uvicorn servers each with its own stores, hub, relay and connection to the workers (the
+session's classifier is shared, as in the other server tests), TTS calls over WebSockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from server.config import Settings
+from server.live.protocol import StartMessage
+from server.live.simulate import pcm16_frames, stream_call
+
+RU = StartMessage(encoding="pcm16", sample_rate=8000, channels=2, roles=["agent", "customer"], language="ru")
+EN = RU.model_copy(update={"language": "en"})
+
+
+def _wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def cluster_front_ends(
+    speech_cluster, shared_models, cache_dir: Path, tmp_path: Path, postgres_url, monkeypatch
+):
+    """Front-ends A and B (PostgreSQL, ``ray=`` the cluster), with two live speech workers."""
+    from server.cluster.speech_pool import join_cluster
+    from server.live.engine import cluster_pool
+    from tests.conftest import _serve
+
+    join_cluster(speech_cluster.address)
+    if len(set(_nodes())) < 2:  # an earlier test killed a node
+        speech_cluster.add_speech_node()
+    _wait_for(lambda: len(set(_nodes())) == 2, 180, "two speech workers")
+    _, classifier, endpoint = shared_models
+    settings = Settings(ray=speech_cluster.address, cache_dir=cache_dir)
+    pools = [cluster_pool(settings), cluster_pool(settings)]
+    servers = []
+    try:
+        a = _serve((pools[0], classifier, endpoint), cache_dir, tmp_path / "a", database_url=postgres_url)
+        servers.append(a)
+        monkeypatch.setitem(_serve.__globals__, "_add_users", lambda database: a.users)
+        servers.append(
+            _serve((pools[1], classifier, endpoint), cache_dir, tmp_path / "b", database_url=postgres_url)
+        )
+        yield servers[0], servers[1], pools
+    finally:
+        for server in servers:
+            server.stop()
+            server.engine.store.close()
+        for pool in pools:
+            pool.close()
+
+
+def test_two_front_ends_share_workers_and_sidebars_and_lose_nothing_when_a_worker_dies(
+    speech_cluster, cluster_front_ends, ru_call, en_call, listen, alert_problems
+):
+    """Tried: the Russian call streamed into A and the English one into B at once, as fast as they are
+    taken; A's call watched from B and B's from A; once both speech workers are busy, one's node is killed
+    (no goodbye). Both calls end normally; each sidebar on the other front-end gets every final turn and
+    the expected alerts, then ``end``; each call's turns are stored once, as its sidebar saw them."""
+    a, b, pools = cluster_front_ends
+    calls = {"ru-two": (a, b, ru_call, RU), "en-two": (b, a, en_call, EN)}
+    sidebars = {call_id: listen(other, call_id) for call_id, (_, other, _, _) in calls.items()}
+    victim = sorted(_nodes())[0]
+    results: dict[str, object] = {}
+
+    def stream(call_id: str) -> None:
+        server, _, call, start = calls[call_id]
+        frames = list(pcm16_frames(call.samples, call.sample_rate))
+        token = server.token("telephony")
+        results[call_id] = asyncio.run(
+            stream_call(server.ws, call_id, start, frames, realtime=False, token=token)
+        )
+
+    def kill_when_busy() -> None:
+        _wait_for(lambda: sum(p.stats().running for p in pools) >= 2, 180, "both workers to be busy")
+        speech_cluster.kill_node(victim)
+
+    threads = [threading.Thread(target=stream, args=(c,), daemon=True) for c in calls]
+    killer = threading.Thread(target=kill_when_busy, daemon=True)
+    killer.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(900)
+    killer.join(30)
+    assert not killer.is_alive(), "the node was never killed"
+    for call_id, (server, other, call, _) in calls.items():
+        assert results[call_id].close_code == 1000, call_id
+        events = sidebars[call_id].wait()
+        assert events[-1] == {"type": "end"}, call_id
+        assert alert_problems(call, events) == [], call_id
+        finals = [e for e in events if e["type"] == "transcript" and e["final"]]
+        turns = server.engine.store.list_turns(call_id)
+        assert [t.text for t in turns] == [e["text"] for e in sorted(finals, key=lambda e: e["start"])], (
+            call_id
+        )
+        assert len({(t.speaker, t.start) for t in turns}) == len(turns) == len(finals), call_id
+        alerts = [e for e in events if e["type"] == "alert"]
+        assert len(server.engine.store.list_alerts(call_id)) == len(alerts), call_id
+        assert other.engine.store.get_call(call_id).status == "completed"  # one database
+    speech_cluster.add_speech_node()  # leave the cluster as the fixture made it
+
+
+def _nodes() -> list[str]:
+    """The nodes the speech workers run on now."""
+    from server.cluster.speech_pool import ClusterTranscription
+
+    remote = ClusterTranscription("bundled", 6.0)
+    try:
+        return [w["node"] for w in remote.where()]
+    finally:
+        remote.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import warnings
 from pathlib import Path
 
@@ -103,6 +104,34 @@ def telephone():
     if shutil.which("sox") is None:
         pytest.skip("sox is not installed")
     return lambda x: telephone_band(x, 16000)
+
+
+def wait_for(check, timeout: float, what: str, every: float = 0.2) -> None:
+    """Poll `check()` every `every` s until it is true; fail the test naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
+def socket_events(ws) -> tuple[list[dict], int | None]:
+    """Everything a server sends on a (websockets sync) socket until it closes, and its close code."""
+    from websockets.exceptions import ConnectionClosed
+
+    events = []
+    try:
+        for text in ws:
+            events.append(json.loads(text))
+    except ConnectionClosed:
+        pass
+    return events, ws.close_code
+
+
+def silence(seconds: float, channels: int = 2) -> bytes:
+    """`seconds` of 8 kHz pcm16 silence, `channels` interleaved."""
+    import numpy as np
+
+    return np.zeros(int(8000 * seconds) * channels, "<i2").tobytes()
 
 
 # -- a real server ------------------------------------------------------------------------------------

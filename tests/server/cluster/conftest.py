@@ -46,6 +46,12 @@ class SpeechCluster:
             else:
                 os.environ["CALLBUFFER_CACHE_DIR"] = before
 
+    def ensure_speech_nodes(self, count: int = 2) -> None:
+        """Add speech nodes until the cluster has `count` (an earlier test may have killed one; a killed
+        node leaves this list at once, while Ray takes a while to see it dead)."""
+        while len(self.cluster.worker_nodes) < count:
+            self.add_speech_node()
+
     def kill_node(self, node_id: str) -> None:
         """Kill the node (raylet and every worker process on it) whose id is `node_id`, at once."""
         node = next(n for n in self.cluster.worker_nodes if n.node_id == node_id)

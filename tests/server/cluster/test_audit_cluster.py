@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from server.cli.audit import INDEX_NAME, audit
 from server.cluster.audit_pool import speech_nodes
 from server.cluster.speech_pool import NAMESPACE, join_cluster
+from tests.conftest import wait_for
 
 ray = pytest.importorskip("ray")
 
@@ -35,20 +36,12 @@ SHORT_SCRIPT = """
 """
 
 
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def cluster(speech_cluster):
     """The package's cluster, joined by this process, with two live speech nodes (an earlier test may
     have killed one)."""
     join_cluster(speech_cluster.address)
-    while len(speech_nodes()) < 2:
-        speech_cluster.add_speech_node()
+    speech_cluster.ensure_speech_nodes(2)
     return speech_cluster
 
 
@@ -171,7 +164,7 @@ def test_a_speech_node_killed_mid_batch_loses_no_recording_and_reports_none_twic
     victim = sorted(speech_nodes())[0]
     try:
         index = out / INDEX_NAME
-        _wait_for(lambda: index.is_file() and index.read_text().strip(), 600, "the first report")
+        wait_for(lambda: index.is_file() and index.read_text().strip(), 600, "the first report")
         time.sleep(1.0)  # the worker that wrote it has its next recording in hand by now
         assert batch.poll() is None, "the batch ended before a node could be killed"
         cluster.kill_node(victim)
@@ -191,7 +184,7 @@ def test_a_speech_node_killed_mid_batch_loses_no_recording_and_reports_none_twic
         a, b = reports[f"{name}-a.wav"], reports[f"{name}-b.wav"]
         assert a["turns"] and b["turns"]
         assert {d["category"] for d in a["detections"]} & {d["category"] for d in b["detections"]}
-    _wait_for(lambda: victim not in speech_nodes() and len(speech_nodes()) == 2, 120, "the node to be back")
+    wait_for(lambda: victim not in speech_nodes() and len(speech_nodes()) == 2, 120, "the node to be back")
 
 
 def _wait_job(server, job_id: str, timeout: float = 600) -> dict:
@@ -252,4 +245,4 @@ def test_uploads_with_ray_are_audited_on_the_cluster(cluster, shared_models, cac
     assert "RayTaskError" not in bad["error"] and "recording.wav" not in bad["error"]
     assert where["audits"] == 2 and where["pid"] != os.getpid() and where["node"] in speech_nodes()
     assert where["priority"] == "idle"  # below the live speech workers
-    _wait_for(lambda: not set(_audit_workers()) - before, 60, "the audit worker to end with the server")
+    wait_for(lambda: not set(_audit_workers()) - before, 60, "the audit worker to end with the server")

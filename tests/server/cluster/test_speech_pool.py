@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from server.config import Settings
 from server.live.pool import TranscriptionPool
 from server.live.protocol import StartMessage
 from server.live.simulate import pcm16_frames, stream_call
+from tests.conftest import wait_for
 
 SAID = [
     "Позовите, пожалуйста, вашего руководителя.",
@@ -39,13 +39,6 @@ def remote(speech_cluster):
     remote = ClusterTranscription("bundled", 6.0)
     yield remote
     remote.close()
-
-
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_a_turn_is_transcribed_by_a_worker_process_on_another_node(remote):
@@ -73,7 +66,7 @@ def test_a_worker_killed_mid_turn_loses_no_turn_and_comes_back_on_a_new_node(spe
             for f in [pool.submit(f"c{i % 2}", x, "ru") for i, x in enumerate(turns)]
         ]
         futures = [pool.submit(f"call-{i % 2}", x, "ru") for i, x in enumerate(turns)]
-        _wait_for(lambda: pool.stats().running == 2, 30, "both workers to be busy")
+        wait_for(lambda: pool.stats().running == 2, 30, "both workers to be busy")
         victim = sorted(nodes)[0]
         speech_cluster.kill_node(victim)
         heard = [_text(f.result(timeout=300)) for f in futures]
@@ -84,7 +77,7 @@ def test_a_worker_killed_mid_turn_loses_no_turn_and_comes_back_on_a_new_node(spe
     assert remote.retried >= 1  # the turn in flight on the killed node was sent again
 
     speech_cluster.add_speech_node()
-    _wait_for(lambda: len({w["node"] for w in remote.where()}) == 2, 120, "the lost worker to restart")
+    wait_for(lambda: len({w["node"] for w in remote.where()}) == 2, 120, "the lost worker to restart")
     assert victim not in {w["node"] for w in remote.where()}
 
 
@@ -103,7 +96,7 @@ def test_a_live_call_on_the_cluster_keeps_every_turn_when_a_worker_dies(
     server = _serve((pool, classifier, endpoint), cache_dir, tmp_path / "data")
 
     def kill_when_busy() -> None:
-        _wait_for(lambda: pool.stats().running == 2, 120, "both workers to be busy")
+        wait_for(lambda: pool.stats().running == 2, 120, "both workers to be busy")
         speech_cluster.kill_node(victim)
 
     killer = threading.Thread(target=kill_when_busy, daemon=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,10 @@ import pytest
 from server.config import Settings
 from server.live.protocol import StartMessage
 from server.live.simulate import pcm16_frames, stream_call
+from tests.conftest import wait_for
 
 RU = StartMessage(encoding="pcm16", sample_rate=8000, channels=2, roles=["agent", "customer"], language="ru")
 EN = RU.model_copy(update={"language": "en"})
-
-
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -42,9 +35,8 @@ def cluster_front_ends(
     from tests.conftest import _serve
 
     join_cluster(speech_cluster.address)
-    if len(set(_nodes())) < 2:  # an earlier test killed a node
-        speech_cluster.add_speech_node()
-    _wait_for(lambda: len(set(_nodes())) == 2, 180, "two speech workers")
+    speech_cluster.ensure_speech_nodes(2)  # an earlier test may have killed one
+    wait_for(lambda: len(set(_nodes())) == 2, 180, "two speech workers")
     _, classifier, endpoint = shared_models
     settings = Settings(ray=speech_cluster.address, cache_dir=cache_dir)
     pools = [cluster_pool(settings), cluster_pool(settings)]
@@ -87,7 +79,7 @@ def test_two_front_ends_share_workers_and_sidebars_and_lose_nothing_when_a_worke
         )
 
     def kill_when_busy() -> None:
-        _wait_for(lambda: sum(p.stats().running for p in pools) >= 2, 180, "both workers to be busy")
+        wait_for(lambda: sum(p.stats().running for p in pools) >= 2, 180, "both workers to be busy")
         speech_cluster.kill_node(victim)
 
     threads = [threading.Thread(target=stream, args=(c,), daemon=True) for c in calls]
@@ -113,7 +105,7 @@ def test_two_front_ends_share_workers_and_sidebars_and_lose_nothing_when_a_worke
         alerts = [e for e in events if e["type"] == "alert"]
         assert len(server.engine.store.list_alerts(call_id)) == len(alerts), call_id
         assert other.engine.store.get_call(call_id).status == "completed"  # one database
-    speech_cluster.add_speech_node()  # leave the cluster as the fixture made it
+    speech_cluster.ensure_speech_nodes(2)  # leave the cluster as the fixture made it
 
 
 def _nodes() -> list[str]:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 from server.cli.worker import worker_command
 from server.cluster.speech_pool import join_cluster, speech_slots
-
-
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+from tests.conftest import wait_for
 
 
 def test_the_command_is_ray_start_with_the_speech_resource():
@@ -36,11 +29,11 @@ def test_a_worker_joins_with_its_cores_and_leaves_when_stopped(speech_cluster, t
     cli = [sys.executable, "-c", "from server.cli.main import main; main()"]
     worker = subprocess.Popen([*cli, "worker", "--ray", speech_cluster.address, "--cores", "1"], env=env)
     try:
-        _wait_for(lambda: speech_slots() == before + 1, 90, "the worker's core to join")
+        wait_for(lambda: speech_slots() == before + 1, 90, "the worker's core to join", every=0.5)
     finally:
         worker.terminate()
         worker.wait(60)
-    _wait_for(lambda: speech_slots() == before, 90, "the worker's core to leave")
+    wait_for(lambda: speech_slots() == before, 90, "the worker's core to leave", every=0.5)
 
 
 def test_a_head_that_is_not_there_is_a_clean_error():

@@ -11,9 +11,7 @@ import json
 import re
 import time
 
-import numpy as np
 import pytest
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from server.config import Settings
@@ -21,6 +19,7 @@ from server.live.capacity import CALLS_PER_CORE, REFERENCE_TURN_S, Capacity
 from server.live.engine import measure_capacity
 from server.live.protocol import StartMessage
 from server.live.simulate import pcm16_frames, stream_call
+from tests.conftest import silence, socket_events
 
 START = {
     "type": "start",
@@ -46,20 +45,6 @@ def one_call_server(request, shared_models, cache_dir, tmp_path):
     server.engine.store.close()
 
 
-def _silence(seconds: float) -> bytes:
-    return np.zeros(int(8000 * seconds) * 2, "<i2").tobytes()
-
-
-def _events(ws) -> tuple[list[dict], int | None]:
-    events = []
-    try:
-        for text in ws:
-            events.append(json.loads(text))
-    except ConnectionClosed:
-        pass
-    return events, ws.close_code
-
-
 def _wait_for_no_calls(server, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while server.http("admin").get(f"{server.url}/healthz").json()["live_calls"]:
@@ -81,13 +66,13 @@ def test_a_call_beyond_capacity_is_refused_with_the_documented_message(one_call_
     headers = server.headers("telephony")
     with connect(f"{server.ws}/v1/calls/first/stream", additional_headers=headers) as first:
         first.send(json.dumps(START))
-        first.send(_silence(0.2))
+        first.send(silence(0.2))
         with connect(f"{server.ws}/v1/calls/second/stream", additional_headers=headers) as second:
             second.send(json.dumps(START))
-            refused, code = _events(second)
+            refused, code = socket_events(second)
         health = server.http("admin").get(f"{server.url}/healthz").json()
         first.send(json.dumps({"type": "stop"}))
-        assert _events(first)[0][-1] == {"type": "end"}
+        assert socket_events(first)[0][-1] == {"type": "end"}
     assert code == 1008
     assert refused[0]["type"] == "error"
     assert refused[0]["message"].startswith(
@@ -103,9 +88,9 @@ def test_a_call_beyond_capacity_is_refused_with_the_documented_message(one_call_
     _wait_for_no_calls(server)
     with connect(f"{server.ws}/v1/calls/second/stream", additional_headers=headers) as again:
         again.send(json.dumps(START))
-        again.send(_silence(0.2))
+        again.send(silence(0.2))
         again.send(json.dumps({"type": "stop"}))
-        assert _events(again)[0][-1] == {"type": "end"}
+        assert socket_events(again)[0][-1] == {"type": "end"}
     metrics = server.http("admin").get(f"{server.url}/metrics").text
     assert _metric(metrics, 'callbuffer_calls_total{admission="refused"}') == 1
     assert _metric(metrics, 'callbuffer_calls_total{admission="admitted"}') == 2
@@ -130,10 +115,10 @@ def test_a_call_beyond_capacity_can_be_admitted_without_previews(one_call_server
         f"{server.ws}/v1/calls/holding/stream", additional_headers=server.headers("telephony")
     ) as hold:
         hold.send(json.dumps(START))
-        hold.send(_silence(0.2))
+        hold.send(silence(0.2))
         beyond = streamed("beyond")
         hold.send(json.dumps({"type": "stop"}))
-        _events(hold)
+        socket_events(hold)
     # the held call has sent `end`; it counts until its session is closed a moment later
     _wait_for_no_calls(server)
     within = streamed("within")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from pathlib import Path
 
 import psycopg
@@ -20,6 +19,7 @@ import pytest
 
 from server.live.protocol import EndMessage, StartMessage, TranscriptMessage
 from server.live.simulate import pcm16_frames, stream_call
+from tests.conftest import wait_for
 
 START = StartMessage(
     encoding="pcm16", sample_rate=8000, channels=2, roles=["agent", "customer"], language="ru"
@@ -81,14 +81,9 @@ def _sidebars(server, call_id: str, count: int) -> None:
     """Wait until `count` sidebars are subscribed to the call on `server` (a socket is connected a moment
     before the server has subscribed it)."""
     hub = server.app.state.calls.hub
-    _wait_for(lambda: server.on_loop(hub.listener_count, call_id) >= count, 30, f"{count} sidebars")
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    wait_for(
+        lambda: server.on_loop(hub.listener_count, call_id) >= count, 30, f"{count} sidebars", every=0.05
+    )
 
 
 def test_sidebars_on_another_front_end_follow_a_call(front_ends, ru_call, listen):
@@ -102,7 +97,7 @@ def test_sidebars_on_another_front_end_follow_a_call(front_ends, ru_call, listen
     _sidebars(b, "relay-1", 1)
     out: dict = {}
     streaming = _stream(a, "relay-1", list(pcm16_frames(ru_call.samples, ru_call.sample_rate)), out)
-    _wait_for(lambda: _finals(early.events) >= 1, 300, "B's sidebar to get a final turn")
+    wait_for(lambda: _finals(early.events) >= 1, 300, "B's sidebar to get a final turn", every=0.05)
     assert END not in early.events  # the next sidebar joins mid-call
     late = listen(b, "relay-1")
     streaming.join(600)
@@ -132,7 +127,9 @@ def test_a_pack_published_on_one_front_end_judges_turns_on_the_other(front_ends,
     published = trainer.post(f"{a.url}/v1/packs/default/versions/{draft}/publish", timeout=600)
     assert published.status_code == 200 and published.json()["active"]["version"] == draft
     assert a.engine.classifier.pack.version == draft
-    _wait_for(lambda: b.engine.classifier.pack.version == draft, 300, "B to use the published version")
+    wait_for(
+        lambda: b.engine.classifier.pack.version == draft, 300, "B to use the published version", every=0.05
+    )
 
     watching_on_a = listen(a, "relay-pack")
     _sidebars(a, "relay-pack", 1)
@@ -187,7 +184,7 @@ def test_a_relay_whose_connection_is_killed_catches_up_and_goes_on(
     _sidebars(b, "relay-kill", 1)
     out: dict = {}
     streaming = _stream(a, "relay-kill", list(pcm16_frames(ru_call.samples, ru_call.sample_rate)), out)
-    _wait_for(lambda: _finals(watching.events) >= 1, 300, "B's sidebar to get a final turn")
+    wait_for(lambda: _finals(watching.events) >= 1, 300, "B's sidebar to get a final turn", every=0.05)
     channel = b.app.state.relay.channel
     database = a.settings.database_url.rsplit("/", 1)[1]
     with psycopg.connect(postgres_server.url_of("postgres"), autocommit=True) as admin:
@@ -196,7 +193,9 @@ def test_a_relay_whose_connection_is_killed_catches_up_and_goes_on(
             killed = admin.execute("SELECT pg_terminate_backend(%s)", (channel.listener_pid,)).fetchone()
             assert killed[0]
             finals_at_kill = _finals(own.events)
-            _wait_for(lambda: _finals(own.events) >= finals_at_kill + 4, 300, "turns during the outage")
+            wait_for(
+                lambda: _finals(own.events) >= finals_at_kill + 4, 300, "turns during the outage", every=0.05
+            )
             assert channel.listener_pid is None  # still away: it cannot connect
         finally:
             admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')

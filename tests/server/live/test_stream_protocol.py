@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from tests.conftest import silence, socket_events
 
 START = {
     "type": "start",
@@ -23,28 +23,13 @@ START = {
 }
 
 
-def _events(ws) -> tuple[list[dict], int | None]:
-    """Everything the server sends until it closes, and its close code."""
-    events = []
-    try:
-        for text in ws:
-            events.append(json.loads(text))
-    except ConnectionClosed:
-        pass
-    return events, ws.close_code
-
-
-def _silence(seconds: float, channels: int = 2) -> bytes:
-    return np.zeros(int(8000 * seconds) * channels, "<i2").tobytes()
-
-
 def test_binary_before_start_is_refused_with_1003(live_server):
     """Audio sent before any start message."""
     with connect(
         f"{live_server.ws}/v1/calls/early-audio/stream", additional_headers=live_server.headers("telephony")
     ) as ws:
-        ws.send(_silence(0.02))
-        events, code = _events(ws)
+        ws.send(silence(0.02))
+        events, code = socket_events(ws)
     assert code == 1003
     assert events[0]["type"] == "error" and "start" in events[0]["message"]
     assert live_server.engine.store.get_call("early-audio") is None
@@ -64,7 +49,7 @@ def test_invalid_start_is_refused_with_1003_naming_the_field(live_server, change
         f"{live_server.ws}/v1/calls/bad-start/stream", additional_headers=live_server.headers("telephony")
     ) as ws:
         ws.send(json.dumps({**START, **change}))
-        events, code = _events(ws)
+        events, code = socket_events(ws)
     assert code == 1003
     assert all(word in events[0]["message"] for word in words), events[0]
 
@@ -74,7 +59,7 @@ def test_start_that_is_not_json_is_refused(live_server):
         f"{live_server.ws}/v1/calls/not-json/stream", additional_headers=live_server.headers("telephony")
     ) as ws:
         ws.send("{type: start")
-        events, code = _events(ws)
+        events, code = socket_events(ws)
     assert code == 1003 and "JSON" in events[0]["message"]
 
 
@@ -87,14 +72,14 @@ def test_bad_frames_mid_call_are_answered_and_the_call_goes_on(live_server):
         additional_headers=live_server.headers("telephony"),
     ) as ws:
         ws.send(json.dumps(START))
-        ws.send(_silence(0.1))
+        ws.send(silence(0.1))
         ws.send(b"\x00\x01\x02")  # odd length
         ws.send(b"\x00" * (70 * 1024))  # over the 64 KiB frame limit
         ws.send("{not json")
         ws.send(json.dumps(START))  # a second start
-        ws.send(_silence(0.1))
+        ws.send(silence(0.1))
         ws.send(json.dumps({"type": "stop"}))
-        events, code = _events(ws)
+        events, code = socket_events(ws)
     errors = [e["message"] for e in events if e["type"] == "error"]
     assert len(errors) == 4, errors
     assert any("odd" in m or "multiple" in m or "whole" in m for m in errors), errors
@@ -109,7 +94,7 @@ def test_invalid_call_id_is_refused(live_server):
     with connect(
         f"{live_server.ws}/v1/calls/bad%20id%21/stream", additional_headers=live_server.headers("telephony")
     ) as ws:
-        events, code = _events(ws)
+        events, code = socket_events(ws)
     assert code == 1008 and "call id" in events[0]["message"]
 
 
@@ -120,9 +105,9 @@ def test_a_completed_call_id_cannot_be_streamed_again(live_server):
             f"{live_server.ws}/v1/calls/once/stream", additional_headers=live_server.headers("telephony")
         ) as ws:
             ws.send(json.dumps(START))
-            ws.send(_silence(0.2))
+            ws.send(silence(0.2))
             ws.send(json.dumps({"type": "stop"}))
-            events, code = _events(ws)
+            events, code = socket_events(ws)
         if attempt == 0:
             assert events[-1] == {"type": "end"}
     assert code == 1008 and "already in use" in events[0]["message"]
@@ -135,13 +120,13 @@ def test_health_and_call_list(live_server):
         f"{live_server.ws}/v1/calls/listed/stream", additional_headers=live_server.headers("telephony")
     ) as ws:
         ws.send(json.dumps(START))
-        ws.send(_silence(0.1))
+        ws.send(silence(0.1))
         health = live_server.http("admin").get(f"{live_server.url}/healthz").json()
         active = (
             live_server.http("admin").get(f"{live_server.url}/v1/calls", params={"active": 1}).json()["calls"]
         )
         ws.send(json.dumps({"type": "stop"}))
-        _events(ws)
+        socket_events(ws)
     assert health["status"] == "ok" and health["live_calls"] == 1
     assert [c["call_id"] for c in active] == ["listed"]
     call = live_server.http("admin").get(f"{live_server.url}/v1/calls/listed").json()
@@ -155,7 +140,7 @@ def test_server_shutdown_keeps_live_calls_as_disconnected(live_server):
         f"{live_server.ws}/v1/calls/at-shutdown/stream", additional_headers=live_server.headers("telephony")
     ) as ws:
         ws.send(json.dumps(START))
-        ws.send(_silence(0.2))
+        ws.send(silence(0.2))
         live_server.stop()
-        _events(ws)
+        socket_events(ws)
     assert live_server.engine.store.get_call("at-shutdown").status == "disconnected"

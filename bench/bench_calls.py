@@ -34,6 +34,7 @@ from pathlib import Path
 
 from audio.synth import default_voice
 from models.call_eval import CallSetReport, render_report
+from server.audits.jobs import in_process
 from server.packs.call_eval import audit_calls, live_calls, load_scripts, speak_call
 
 CALLS_DIR = Path(__file__).resolve().parent / "data" / "calls"
@@ -56,7 +57,7 @@ def run_audit(calls) -> CallSetReport:  # noqa: ANN001
     from server.cli.audit import load_auditor
     from server.config import Settings
 
-    return audit_calls(calls, load_auditor(Settings()), progress=print)
+    return audit_calls(calls, in_process(load_auditor(Settings())), progress=print)
 
 
 def run_live(calls, concurrent: int, speed: float) -> CallSetReport:  # noqa: ANN001

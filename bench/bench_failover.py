@@ -3,8 +3,10 @@
 A local Ray cluster (a head with no speech cores, two one-core speech nodes: separate raylets and worker
 processes, as on separate machines) and a front-end in this process with ``CALLBUFFER_RAY`` pointing at it.
 The Russian complaint call of ``bench_latency`` is streamed once undisturbed (the baseline: which final
-turns the endpointer makes of it), then ``--repeats`` times with one speech node killed at a random moment
-while a turn is being transcribed, and a fresh node added back. Each repeat's stored turns are compared
+turns the endpointer makes of it, and how long the call takes), then ``--repeats`` times with one speech
+node killed at a random moment of the call, the first one when a turn is being transcribed, and a fresh
+node added back. A kill that sends a turn to the other worker had a turn in flight on the killed one
+(``turns_retried`` of ``/healthz``). Each repeat's stored turns are compared
 with the baseline by speaker and start time: a baseline turn with no stored turn is lost; two stored turns
 at one start are a duplicate. Frames go out as fast as the server takes them (``--realtime`` for real-time
 pace), so each kill lands with turns queued and in flight.
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_latency as latency  # noqa: E402
 
+from server.cluster.actors import worker_resources  # noqa: E402
 from server.live.simulate import stream_call  # noqa: E402
 from server.live.store import Store  # noqa: E402
 
@@ -36,26 +39,30 @@ def speech_nodes(cluster) -> list:  # noqa: ANN001 - ray.cluster_utils.Cluster
     return list(cluster.worker_nodes)
 
 
-def kill_one_busy(cluster, url: str, delay: float, killed: list[float]) -> None:  # noqa: ANN001
-    """After `delay` s, once a turn is being transcribed, kill a speech node (raylet and worker process,
-    no goodbye). A fresh node is added back by the main thread after the call (Ray starts nodes from
-    the main thread only)."""
-    time.sleep(delay)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        health = latency.health(url)
-        if health.get("transcribing", 0) or health.get("queued_turns", 0):
-            break
-        time.sleep(0.02)
-    victim = random.choice(speech_nodes(cluster))
-    killed.append(time.monotonic())
-    cluster.remove_node(victim, allow_graceful=False)
+def kill_mid_call(
+    cluster,  # noqa: ANN001 - ray.cluster_utils.Cluster
+    url: str,
+    delay: float,
+    call_over: threading.Event,
+    killed: list[float],
+) -> None:
+    """After `delay` s, at the first moment a turn is being transcribed while the call is still streaming,
+    kill a speech node (raylet and worker process, no goodbye); no kill if the call ends first. A fresh
+    node is added back by the main thread after the call (Ray starts nodes from the main thread only)."""
+    if call_over.wait(delay):
+        return
+    while not call_over.is_set():
+        if latency.health(url).get("transcribing", 0):
+            killed.append(time.monotonic())
+            cluster.remove_node(random.choice(speech_nodes(cluster)), allow_graceful=False)
+            return
+        time.sleep(0.01)
 
 
 def restore(cluster) -> None:  # noqa: ANN001
     """Back to two speech nodes, and wait until both workers answer again."""
     while len(speech_nodes(cluster)) < 2:
-        cluster.add_node(num_cpus=1, resources={"callbuffer_speech": 1})
+        cluster.add_node(num_cpus=1, resources=worker_resources(1))
     cluster.wait_for_nodes()
     from server.cluster.speech_pool import ClusterTranscription
 
@@ -108,32 +115,43 @@ def main(argv: list[str] | None = None) -> int:
             )
             return result.close_code
 
+        began = time.monotonic()
         stream("baseline")
+        took = time.monotonic() - began
         baseline = stored_turns(settings.database, "baseline")
-        print(f"baseline: {len(baseline)} final turns")
-        lost_total = dup_total = 0
+        print(f"baseline: {len(baseline)} final turns in {took:.1f} s")
+        lost_total = dup_total = mid_call = in_flight = 0
         for repeat in range(args.repeats):
             killed: list[float] = []
-            delay = random.uniform(0.5, 6.0)
-            killer = threading.Thread(target=kill_one_busy, args=(cluster, url, delay, killed), daemon=True)
+            call_over = threading.Event()
+            delay = random.uniform(0.05, 0.8) * took  # a random moment of the call
+            killer = threading.Thread(
+                target=kill_mid_call, args=(cluster, url, delay, call_over, killed), daemon=True
+            )
+            retried = latency.health(url).get("turns_retried", 0)
             began = time.monotonic()
             killer.start()
             code = stream(f"kill-{repeat}")
+            call_over.set()
             killer.join(120)
+            retried = latency.health(url).get("turns_retried", 0) - retried
             restore(cluster)
             got = stored_turns(settings.database, f"kill-{repeat}")
             lost, duplicated = compare(baseline, got)
             lost_total += lost
             dup_total += duplicated
+            mid_call += bool(killed)
+            in_flight += bool(retried)
             at = f"{killed[0] - began:5.1f} s" if killed else "  never"
             print(
-                f"repeat {repeat + 1:>2}: node killed at {at}, close {code}, {len(got)} turns stored, "
-                f"{lost} lost, {duplicated} duplicated",
+                f"repeat {repeat + 1:>2}: node killed at {at}, {retried} turns in flight on it sent again, "
+                f"close {code}, {len(got)} turns stored, {lost} lost, {duplicated} duplicated",
                 flush=True,
             )
     print(
         f"{args.repeats} repeats: {lost_total} turns lost, {dup_total} stored twice "
-        f"({len(baseline)} turns each)"
+        f"({len(baseline)} turns each); {mid_call} kills mid-call, {in_flight} with a turn in flight "
+        "on the killed worker"
     )
     print(latency.cpu_line())
     return 0

@@ -230,9 +230,11 @@ def local_cluster(workers: int) -> Iterator[Any]:
     import ray
     from ray.cluster_utils import Cluster
 
+    from server.cluster.actors import worker_resources
+
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     for _ in range(workers):
-        cluster.add_node(num_cpus=1, resources={"callbuffer_speech": 1})
+        cluster.add_node(num_cpus=1, resources=worker_resources(1))
     cluster.wait_for_nodes()
     try:
         yield cluster

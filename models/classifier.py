@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -122,6 +123,23 @@ class _Ref:
     role: int
 
 
+class TurnClassifier(Protocol):
+    """What judging turns needs of a classifier: :class:`PhraseClassifier` here, or one whose model lives
+    elsewhere (the server's classification workers on a cluster) behind the same three members."""
+
+    @property
+    def pack(self) -> PhrasePack: ...
+
+    def classify_batch(self, turns: Sequence[Turn]) -> list[list[Detection]]: ...
+
+    def category(self, category_id: str) -> Category: ...
+
+    def for_pack(self, pack: PhrasePack) -> TurnClassifier:
+        """A classifier of another pack (a version being published), built the same way and ready to
+        judge when it returns."""
+        ...
+
+
 class PhraseClassifier:
     """Built from a pack and an encoder; classifies turns in batches."""
 
@@ -139,6 +157,8 @@ class PhraseClassifier:
         at). None or {}: written phrases only."""
         self.pack = pack
         self.encoder = encoder
+        self._cache_dir = cache_dir
+        self._heard = heard
         self.categories: list[Category] = list(pack.categories)
         self._refs = _collect_refs(pack)
         self._variants = _collect_variants(self._refs, heard or {})
@@ -299,6 +319,10 @@ class PhraseClassifier:
 
     def category(self, category_id: str) -> Category:
         return self.pack.category(category_id)
+
+    def for_pack(self, pack: PhrasePack) -> PhraseClassifier:
+        """A classifier of `pack` with this one's encoder, cache directory and heard variants."""
+        return PhraseClassifier(pack, self.encoder, cache_dir=self._cache_dir, heard=self._heard)
 
     @property
     def phrase_count(self) -> int:

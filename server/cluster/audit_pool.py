@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from models.audit import AuditError, AuditOptions, file_sha256
+from server.cluster.actors import NAMESPACE, SPEECH_RESOURCE, ClusterError, join_cluster
 from server.cluster.audit_worker import AuditWorker, WorkerSetupError
-from server.cluster.speech_pool import NAMESPACE, SPEECH_RESOURCE, ClusterError, join_cluster
 from server.config import Settings
 
 logger = logging.getLogger(__name__)

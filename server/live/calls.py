@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Protocol
 
 from server.live.capacity import refusal
@@ -17,7 +18,7 @@ from server.live.hub import EventHub
 from server.live.leases import Lease
 from server.live.protocol import AlertMessage, EndMessage, StartMessage, TranscriptMessage
 from server.live.session import CallSession, CallState
-from server.live.store import CallRecord
+from server.live.store import CallRecord, NoRoomError
 
 logger = logging.getLogger(__name__)
 
@@ -76,20 +77,9 @@ class CallRegistry:
             raise TooManyCallsError(
                 f"the server carries its maximum of {self.engine.settings.max_calls} live calls"
             )
-        store = self.engine.store
         self._opening.add(call_id)
         try:
-            previews = await self._admit(call_id)
-            await self._run(
-                store.create_call,
-                call_id,
-                start.roles,
-                start.language,
-                start.encoding,
-                start.sample_rate,
-                start.agent,
-                self.lease.id,
-            )
+            previews = await self._admit(call_id, start)
             history = await self._run(self.replay, call_id, False)
         finally:
             self._opening.discard(call_id)
@@ -112,18 +102,48 @@ class CallRegistry:
         )
         return session
 
-    async def _admit(self, call_id: str) -> bool:
-        """Admit the call within capacity (True: with previews); beyond it, refuse it with
-        AtCapacityError, or admit it without previews (False) when the settings say so."""
+    async def _admit(self, call_id: str, start: StartMessage) -> bool:
+        """Record the call in the store if it is admitted within capacity (True: with previews); beyond
+        it, refuse it with AtCapacityError, or admit it without previews (False) when the settings say so.
+
+        With the cluster's speech workers every server's active calls count, and the store counts them
+        and records the call in one transaction that admissions take in turn (two front-ends admitting at
+        the same instant cannot both take the last place); else this server's own calls count."""
         capacity = self.engine.capacity
+        create = partial(
+            self.engine.store.create_call,
+            call_id,
+            start.roles,
+            start.language,
+            start.encoding,
+            start.sample_rate,
+            start.agent,
+            self.lease.id,
+        )
         if capacity.calls is None:
+            await self._run(create)
             return True
-        # the calls opening here besides this one are not in the store or the sessions yet
-        in_progress = await self._run(self.in_progress) + len(self._opening) - 1
+        if self.engine.shares_workers:
+            try:
+                await self._run(partial(create, room=capacity.calls))
+                previews = True
+            except NoRoomError as exc:
+                previews = self._beyond_capacity(call_id, exc.active)
+                await self._run(create)
+        else:
+            # the calls opening here besides this one are not among the sessions yet
+            in_progress = len(self._sessions) + len(self._opening) - 1
+            previews = in_progress < capacity.calls or self._beyond_capacity(call_id, in_progress)
+            await self._run(create)
+        if previews:
+            self.engine.metrics.count("admitted")
+        return previews
+
+    def _beyond_capacity(self, call_id: str, in_progress: int) -> bool:
+        """A call offered with `in_progress` calls at capacity: AtCapacityError, or False (admitted
+        without previews) when the settings say so."""
+        capacity = self.engine.capacity
         metrics = self.engine.metrics
-        if in_progress < capacity.calls:
-            metrics.count("admitted")
-            return True
         if self.engine.settings.over_capacity == "refuse":
             metrics.count("refused")
             logger.warning(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from audio.endpoint import EndpointConfig
-from models.classifier import Detection, PhraseClassifier, Turn
+from models.classifier import Detection, PhraseClassifier, Turn, TurnClassifier
 from models.decoder_prompt import decoder_prompts
 from models.encoders import get_encoder
 from models.heard import load_heard
@@ -67,7 +67,7 @@ class LiveEngine:
         settings: Settings,
         store: Store,
         pool: TranscriptionPool,
-        classifier: PhraseClassifier,
+        classifier: TurnClassifier,
         endpoint: EndpointConfig,
         capacity: Capacity | None = None,
     ) -> None:
@@ -94,9 +94,8 @@ class LiveEngine:
             pool = transcription_pool(settings)
             capacity = measure_capacity(settings, pool)
             logger.info(capacity.describe())
-            engine = cls(
-                settings, store, pool, build_classifier(settings), endpoint_config(settings), capacity
-            )
+            classifier = cluster_classifier(settings) if settings.ray else build_classifier(settings)
+            engine = cls(settings, store, pool, classifier, endpoint_config(settings), capacity)
         except BaseException:
             store.close()
             raise
@@ -108,6 +107,14 @@ class LiveEngine:
         """The speech workers are the cluster's, shared with other front-ends (admission counts every
         front-end's calls), rather than this process's own."""
         return self.settings.ray is not None
+
+    @property
+    def models_here(self) -> list[str]:
+        """The models loaded in this process: ``whisper`` unless the speech workers are the cluster's,
+        ``encoder`` unless turns are judged by the cluster's classification workers (a front-end of a
+        cluster holds none)."""
+        here = [] if self.shares_workers else ["whisper"]
+        return here + (["encoder"] if isinstance(self._classifier, PhraseClassifier) else [])
 
     def judge(self, turn: Turn, before: Turn | None = None, raised_before: Collection[str] = ()) -> Judged:
         """The alert categories (forbidden, trigger) found in a final turn.
@@ -121,7 +128,8 @@ class LiveEngine:
         )
         with self._classify_lock:
             classifier = self._classifier
-            found = classifier.classify_batch(turns)
+        # outside the lock: on a cluster, turns of several calls are judged on several workers at once
+        found = classifier.classify_batch(turns)
         alerts = [d for d in found[0] if d.kind.is_alert]
         if before is not None:
             offset = len(before.text) + 1
@@ -137,18 +145,18 @@ class LiveEngine:
         return self._classifier.category(category_id)
 
     @property
-    def classifier(self) -> PhraseClassifier:
+    def classifier(self) -> TurnClassifier:
         """The classifier of the active pack (for audits; live turns go through :meth:`judge`)."""
         return self._classifier
 
-    def use_classifier(self, classifier: PhraseClassifier) -> None:
+    def use_classifier(self, classifier: TurnClassifier) -> None:
         """Judge turns from now on with `classifier` (a newly published pack), and hear them with its
         decoder prompt."""
         with self._classify_lock:
             self._classifier = classifier
         self._steer(classifier)
 
-    def _steer(self, classifier: PhraseClassifier) -> None:
+    def _steer(self, classifier: TurnClassifier) -> None:
         self.pool.use_prompts(decoder_prompts(classifier.pack) if self.settings.whisper_prompt else {})
 
     def close(self) -> None:
@@ -183,7 +191,8 @@ def transcription_pool(settings: Settings) -> TranscriptionPool:
 
 def cluster_pool(settings: Settings) -> TranscriptionPool:
     """The pool on the Ray cluster at ``settings.ray``: its turns go to the cluster's speech workers."""
-    from server.cluster.speech_pool import ClusterTranscription, join_cluster
+    from server.cluster.actors import join_cluster
+    from server.cluster.speech_pool import ClusterTranscription
 
     join_cluster(settings.ray or "auto")
     remote = ClusterTranscription(settings.whisper_model, settings.whisper_window)
@@ -195,7 +204,27 @@ def cluster_pool(settings: Settings) -> TranscriptionPool:
         set_prompts=remote.set_prompts,
         on_close=remote.close,
         worker_loads=remote.loads,
+        retried=lambda: remote.retried,
     )
+
+
+def cluster_classifier(settings: Settings) -> TurnClassifier:
+    """The configured pack's classifier on the Ray cluster at ``settings.ray``: this process keeps the pack
+    (plain data) and loads no encoder; turns are judged by the cluster's classification workers."""
+    from server.cluster.actors import join_cluster
+    from server.cluster.judge_pool import ClusterClassifier, ClusterJudges
+
+    join_cluster(settings.ray or "auto")
+    started = time.perf_counter()
+    classifier = ClusterClassifier(load_pack(settings.pack), ClusterJudges(settings.encoder))
+    classifier.prepare()
+    logger.info(
+        "classifier for pack %s v%d ready on the cluster in %.2f s",
+        classifier.pack.name,
+        classifier.pack.version,
+        time.perf_counter() - started,
+    )
+    return classifier
 
 
 def measure_capacity(settings: Settings, pool: TranscriptionPool) -> Capacity:

@@ -109,10 +109,12 @@ class TranscriptionPool:
         set_prompts: Callable[[Mapping[str, str]], None] | None = None,
         on_close: Callable[[], None] | None = None,
         worker_loads: Callable[[], list[WorkerLoad]] | None = None,
+        retried: Callable[[], int] | None = None,
     ) -> None:
         """``worker_loads``: each worker's load and speed, where the workers are not this pool's threads
         (speech workers on a cluster); by default the pool reports its threads and measures their speed on
-        the reference turn itself."""
+        the reference turn itself. ``retried``: how many turns were sent again after their worker died
+        (a cluster's; none in process)."""
         if workers < 1 or capacity < 1 or max_batch < 1:
             raise ValueError(
                 f"workers, capacity and max_batch must be >= 1, got {workers}, {capacity} and {max_batch}"
@@ -127,6 +129,7 @@ class TranscriptionPool:
         self._set_prompts = set_prompts
         self._on_close = on_close  # releases what the transcribe function holds (a cluster's connection)
         self._worker_loads = worker_loads
+        self._retried = retried
         self._busy: Counter[str] = Counter()  # seconds transcribing, by thread name
         self._turns: Counter[str] = Counter()  # jobs transcribed, by thread name
         self._turn_seconds: float | None = None  # the reference turn's time on one thread, once measured
@@ -248,6 +251,11 @@ class TranscriptionPool:
                 dict(self._ran),
                 self._dropped,
             )
+
+    @property
+    def retried(self) -> int:
+        """Turns sent again to another worker after theirs died (0 in process)."""
+        return self._retried() if self._retried is not None else 0
 
     def loads(self) -> list[WorkerLoad]:
         """Each worker's turns, busy time and reference-turn speed (for admission and ``/metrics``)."""

@@ -26,8 +26,10 @@ def health(registry: CallRegistry) -> dict[str, Any]:
         "capacity": capacity.calls,
         "capacity_source": capacity.source,
         "workers": stats.workers,
+        "models_here": engine.models_here,
         "queued_turns": stats.queued_finals,
         "transcribing": stats.running,
+        "turns_retried": engine.pool.retried,
         "overloaded": engine.pool.overloaded,
         "alert_latency_p95": engine.metrics.alert_latency().p95,
     }
@@ -74,6 +76,12 @@ def prometheus(registry: CallRegistry) -> str:
         ],
     )
     metric("transcribing", "gauge", "Turns being transcribed now.", [("", stats.running)])
+    metric(
+        "turns_retried_total",
+        "counter",
+        "Turns sent to another worker after theirs died mid-turn.",
+        [("", engine.pool.retried)],
+    )
     metric(
         "overloaded",
         "gauge",

@@ -25,14 +25,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Literal, get_args
 
+from server.search import index as search_index
 from server.storage.database import DatabaseError, Row, Transaction
 from server.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: calls.agent; 3: calls.frontend and the frontends table
+SCHEMA_VERSION = 4  # 2: calls.agent; 3: calls.frontend and the frontends table; 4: calls.score, practices
 MAX_LIST_LIMIT = 1000
 
 CallStatus = Literal["active", "completed", "disconnected", "failed"]
@@ -52,7 +54,9 @@ CREATE TABLE IF NOT EXISTS calls (
     created_at  TEXT NOT NULL,          -- UTC ISO 8601
     ended_at    TEXT,                   -- UTC ISO 8601, NULL while active
     agent       TEXT,                   -- the agent user on the call, NULL if any agent may watch it
-    frontend    TEXT                    -- the server process streaming it while active (frontends.id)
+    frontend    TEXT,                   -- the server process streaming it while active (frontends.id)
+    score       REAL,                   -- its QA scorecard once ended and scored (server.stats), else NULL
+    practices   TEXT                    -- ' apology timeline ': good practices heard (NULL until scored)
 );
 CREATE INDEX IF NOT EXISTS calls_created ON calls (created_at);
 CREATE TABLE IF NOT EXISTS turns (
@@ -90,6 +94,11 @@ CREATE TABLE IF NOT EXISTS frontends (
 );
 """
 
+_LATE_INDEXES = (  # for trends (server.stats) and the scorer of ended calls (server.stats.scoring)
+    "CREATE INDEX IF NOT EXISTS calls_agent_created ON calls (agent, created_at)",
+    "CREATE INDEX IF NOT EXISTS calls_unscored ON calls (status, score)",
+)
+
 
 class StoreError(DatabaseError):
     """The store refused an operation or could not complete it; the message names the call."""
@@ -101,6 +110,15 @@ class UnknownCallError(StoreError):
 
 class CallExistsError(StoreError):
     """A call id that is already in use (active, or ended in a way that cannot be resumed)."""
+
+
+class NoRoomError(StoreError):
+    """A call not started: `active` calls were streaming on the servers sharing the database, as many
+    as the room it was given."""
+
+    def __init__(self, call_id: str, active: int) -> None:
+        super().__init__(f"call {call_id!r} not started: {active} calls are active")
+        self.active = active
 
 
 class CallStateError(StoreError):
@@ -121,6 +139,8 @@ class CallRecord:
     ended_at: str | None
     agent: str | None = None
     frontend: str | None = None  # the server process streaming it while active
+    score: float | None = None  # its QA scorecard score once ended and scored (server.stats.scoring)
+    practices: tuple[str, ...] | None = None  # good-practice categories heard; None until scored
 
 
 @dataclass(frozen=True)
@@ -155,6 +175,16 @@ class AlertRecord:
     span: tuple[int, int] = (0, 0)
 
 
+@dataclass(frozen=True)
+class CallImport:
+    """A finished call with its turns and alerts, loaded in bulk (:meth:`Store.import_calls`). The ids
+    of `turns` are ignored (new ones are given); an alert's `turn_id` is its turn's position in `turns`."""
+
+    call: CallRecord
+    turns: Sequence[TurnRecord]
+    alerts: Sequence[AlertRecord] = ()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -169,8 +199,27 @@ class Store(TableStore):
     migrations = {
         1: ("ALTER TABLE calls ADD COLUMN agent TEXT",),  # from before calls had an agent
         2: ("ALTER TABLE calls ADD COLUMN frontend TEXT",),  # from before servers held leases
+        3: (  # from before calls were scored (server.stats): scored again by the server's scorer
+            "ALTER TABLE calls ADD COLUMN score REAL",
+            "ALTER TABLE calls ADD COLUMN practices TEXT",
+        ),
     }
     error = StoreError
+
+    def _init_schema(self) -> None:
+        super()._init_schema()
+        with self._write() as tx:  # on columns that migrations add, so made once the tables are current
+            for statement in _LATE_INDEXES:
+                tx.execute(statement)
+
+    def __init__(self, location: str | Path) -> None:
+        super().__init__(location)
+        try:  # the search index of the turns (server.search), filled once for a database from before it
+            with self._db.write(search_index.LOCK) as tx:
+                search_index.prepare(tx, self.dialect, "live", search_index.live_backfill)
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def version_table(cls) -> str:
@@ -196,20 +245,29 @@ class Store(TableStore):
         sample_rate: int,
         agent: str | None = None,
         frontend: str | None = None,
+        *,
+        room: int | None = None,
     ) -> CallRecord:
         """Start a call, or resume one that ended ``disconnected``/``failed`` with the same parameters.
         `agent` names the agent user on the call (only their sidebar, reviewers and admins see it);
-        `frontend` the server process streaming it (:meth:`renew_lease`).
+        `frontend` the server process streaming it (:meth:`renew_lease`); `room`: start it only while
+        fewer calls than that are active on every server sharing the database, counted and started in
+        one transaction that every such admission takes in turn, so that two servers admitting a call at
+        the same instant cannot both take the last place.
 
         Raises CallExistsError for a call id that is active or completed, or that is resumed with other
-        parameters; StoreError for empty roles.
+        parameters; NoRoomError when there is no room; StoreError for empty roles.
         """
         roles = tuple(roles)
         if not call_id or not roles or not all(isinstance(role, str) and role for role in roles):
             raise StoreError(f"cannot create call {call_id!r}: needs a call id and one role per channel")
         roles_json = json.dumps(list(roles), ensure_ascii=False)
-        with self._write(call_id) as conn:
+        with self._write(call_id, *(["admission"] if room is not None else [])) as conn:
             row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+            if room is not None and (row is None or row["status"] != "active"):
+                active = conn.execute("SELECT COUNT(*) FROM calls WHERE status = 'active'").fetchone()[0]
+                if active >= room:
+                    raise NoRoomError(call_id, int(active))
             if row is None:
                 conn.execute(
                     "INSERT INTO calls (call_id, roles, language, encoding, sample_rate, status, created_at,"
@@ -228,8 +286,9 @@ class Store(TableStore):
                         f"call {call_id!r} ended {existing.status} and can only be resumed with the same "
                         "roles, language, encoding, sample rate and agent"
                     )
-                conn.execute(
-                    "UPDATE calls SET status = 'active', ended_at = NULL, frontend = ? WHERE call_id = ?",
+                conn.execute(  # its score is of the call so far: scored again when it ends
+                    "UPDATE calls SET status = 'active', ended_at = NULL, frontend = ?, score = NULL,"
+                    " practices = NULL WHERE call_id = ?",
                     (frontend, call_id),
                 )
                 logger.info("call %s resumed after ending %s", call_id, existing.status)
@@ -283,6 +342,28 @@ class Store(TableStore):
         """Calls streaming now, on every server sharing this database."""
         return int(self._read("SELECT COUNT(*) FROM calls WHERE status = 'active'")[0][0])
 
+    # -- scorecards (server.stats.scoring) --------------------------------------------------------------
+
+    def unscored_calls(self, limit: int = 20) -> list[str]:
+        """Ids of calls that ended (completed or disconnected) and have no scorecard yet, oldest first."""
+        rows = self._read(
+            "SELECT call_id FROM calls WHERE status IN ('completed', 'disconnected') AND score IS NULL"
+            " ORDER BY ended_at, call_id LIMIT ?",
+            (limit,),
+        )
+        return [row["call_id"] for row in rows]
+
+    def set_scorecard(self, call_id: str, score: float, practices: Sequence[str]) -> bool:
+        """Record the scorecard of an ended call: its `score` (0-1) and the good-practice categories heard.
+        False (nothing written) when the call is active again (resumed since it was read) or unknown."""
+        text = " " + " ".join(sorted(set(practices))) + " "
+        with self._write(call_id) as conn:
+            cursor = conn.execute(
+                "UPDATE calls SET score = ?, practices = ? WHERE call_id = ? AND status != 'active'",
+                (float(score), text, call_id),
+            )
+            return cursor.rowcount > 0
+
     # -- server leases -------------------------------------------------------------------------------
 
     def renew_lease(self, frontend: str, host: str) -> None:
@@ -333,10 +414,12 @@ class Store(TableStore):
         _check_times(call_id, start, end)
         with self._write(call_id) as conn:
             self._active_call(conn, call_id, "add turn")
-            return conn.insert(
+            turn_id = conn.insert(
                 "INSERT INTO turns (call_id, speaker, text, start_sec, end_sec) VALUES (?, ?, ?, ?, ?)",
                 (call_id, speaker, text, float(start), float(end)),
             )
+            search_index.add_live_turn(conn, self.dialect, turn_id, call_id, speaker, text, start, end)
+            return turn_id
 
     def add_alert(
         self,
@@ -365,6 +448,7 @@ class Store(TableStore):
                 row = conn.execute("SELECT call_id FROM turns WHERE id = ?", (turn_id,)).fetchone()
                 if row is None or row["call_id"] != call_id:
                     raise StoreError(f"cannot add alert: turn {turn_id} is not a turn of call {call_id!r}")
+                search_index.add_live_category(conn, call_id, turn_id, category)
             return conn.insert(
                 "INSERT INTO alerts (call_id, turn_id, category, kind, speaker, text, start_sec, end_sec,"
                 " score, suggestions, pack_version, title, span_start, span_end)"
@@ -386,6 +470,89 @@ class Store(TableStore):
                     int(span[1]),
                 ),
             )
+
+    def import_calls(self, calls: Sequence[CallImport]) -> int:
+        """Store ended calls with their turns and alerts in one transaction (synthetic data for benches,
+        calls from another system), indexed for search as :meth:`add_turn` does; returns the turns added.
+        Raises CallExistsError for a call id already stored (nothing is stored then)."""
+        added = 0
+        with self._write() as conn:
+            for item in calls:
+                added += self._import_call(conn, item)
+        return added
+
+    def _import_call(self, conn: Transaction, item: CallImport) -> int:
+        c = item.call
+        if conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (c.call_id,)).fetchone():
+            raise CallExistsError(f"call id {c.call_id!r} is already in use")
+        conn.execute(
+            "INSERT INTO calls (call_id, roles, language, encoding, sample_rate, status, created_at,"
+            " ended_at, agent, score, practices) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                c.call_id,
+                json.dumps(list(c.roles)),
+                c.language,
+                c.encoding,
+                c.sample_rate,
+                c.status,
+                c.created_at,
+                c.ended_at,
+                c.agent,
+                c.score,  # the scorecard, when the import has it (else the server's scorer scores it)
+                None if c.practices is None else " " + " ".join(sorted(set(c.practices))) + " ",
+            ),
+        )
+        ids = []
+        for t in item.turns:
+            _check_times(c.call_id, t.start, t.end)
+            ids.append(
+                conn.insert(
+                    "INSERT INTO turns (call_id, speaker, text, start_sec, end_sec) VALUES (?, ?, ?, ?, ?)",
+                    (c.call_id, t.speaker, t.text, float(t.start), float(t.end)),
+                )
+            )
+        categories: dict[int, set[str]] = {}
+        for a in item.alerts:
+            turn_id = ids[a.turn_id] if a.turn_id is not None else None
+            if a.turn_id is not None:
+                categories.setdefault(a.turn_id, set()).add(a.category)
+            conn.insert(
+                "INSERT INTO alerts (call_id, turn_id, category, kind, speaker, text, start_sec, end_sec,"
+                " score, suggestions, pack_version, title, span_start, span_end)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    c.call_id,
+                    turn_id,
+                    a.category,
+                    a.kind,
+                    a.speaker,
+                    a.text,
+                    float(a.start),
+                    float(a.end),
+                    float(a.score),
+                    json.dumps(list(a.suggestions), ensure_ascii=False),
+                    a.pack_version,
+                    a.title,
+                    a.span[0],
+                    a.span[1],
+                ),
+            )
+        indexed = [
+            search_index.IndexedTurn(
+                "live",
+                c.call_id,
+                turn_id,
+                t.speaker,
+                c.agent,
+                tuple(sorted(categories.get(i, ()))),
+                c.created_at,
+                t.start,
+                t.end,
+                t.text,
+            )
+            for i, (turn_id, t) in enumerate(zip(ids, item.turns, strict=True))
+        ]
+        return search_index.add_turns(conn, self.dialect, indexed)
 
     def list_turns(self, call_id: str) -> list[TurnRecord]:
         """The call's turns by start time (then by insertion); empty for an unknown call."""
@@ -438,6 +605,8 @@ def _call(row: Row) -> CallRecord:
         ended_at=row["ended_at"],
         agent=row["agent"],
         frontend=row["frontend"],
+        score=row["score"],
+        practices=None if row["practices"] is None else tuple(row["practices"].split()),
     )
 
 

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from server.cluster.actors import worker_resources
+
 ray = pytest.importorskip("ray", reason="the cluster tests need ray (pip install '.[test]')")
 
 
@@ -29,7 +31,7 @@ class SpeechCluster:
 
     def add_speech_node(self):
         with self._worker_env():
-            node = self.cluster.add_node(num_cpus=1, resources={"callbuffer_speech": 1})
+            node = self.cluster.add_node(num_cpus=1, resources=worker_resources(1))
         self.cluster.wait_for_nodes()
         return node
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from server.cli.audit import INDEX_NAME, audit
+from server.cluster.actors import NAMESPACE, join_cluster
 from server.cluster.audit_pool import speech_nodes
-from server.cluster.speech_pool import NAMESPACE, join_cluster
 from tests.conftest import wait_for
 
 ray = pytest.importorskip("ray")
@@ -246,3 +247,42 @@ def test_uploads_with_ray_are_audited_on_the_cluster(cluster, shared_models, cac
     assert where["audits"] == 2 and where["pid"] != os.getpid() and where["node"] in speech_nodes()
     assert where["priority"] == "idle"  # below the live speech workers
     wait_for(lambda: not set(_audit_workers()) - before, 60, "the audit worker to end with the server")
+
+
+def test_a_trainers_labelled_call_is_heard_on_the_cluster(cluster, shared_models, cache_dir, tmp_path):
+    """Tried: a trainer's labelled call script sent to a server started with `ray` set to the cluster.
+    Expected: the turn table as in process (the manager request heard and caught), heard by an audit
+    worker that the request started on the cluster and ended when it was done, not by this process."""
+    from tests.conftest import _serve
+    from tests.server.packs.test_packs_api import CALL_SCRIPT
+
+    before = set(_audit_workers())
+    server = _serve(shared_models, cache_dir, tmp_path / "data", ray=cluster.address)
+    seen: set[str] = set()
+    watching = threading.Event()
+
+    def watch() -> None:  # the request's audit worker, while it lives
+        while not watching.is_set():
+            seen.update(set(_audit_workers()) - before)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        reply = server.http("trainer").post(
+            f"{server.url}/v1/packs/default/versions/1/evaluate-call",
+            files={"script": ("refund.yaml", CALL_SCRIPT.encode(), "application/yaml")},
+            timeout=600,
+        )
+    finally:
+        watching.set()
+        watcher.join(5)
+        server.stop()
+        server.engine.store.close()
+    assert reply.status_code == 200, reply.text
+    (call,) = reply.json()["calls"]
+    said = [t for t in call["turns"] if t["said"]]
+    assert "manager" in " ".join(h["text"] for h in said[1]["heard"]).lower()
+    assert said[1]["hits"] + said[1]["misses"] == ["escalation_request"]
+    assert len(seen) == 1  # one audit worker, on the cluster
+    wait_for(lambda: not set(_audit_workers()) - before, 60, "the audit worker to end with the request")

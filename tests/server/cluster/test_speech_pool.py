@@ -12,7 +12,8 @@ import pytest
 from rapidfuzz import fuzz
 
 from audio.synth import speak
-from server.cluster.speech_pool import ClusterTranscription, join_cluster
+from server.cluster.actors import join_cluster
+from server.cluster.speech_pool import ClusterTranscription
 from server.config import Settings
 from server.live.pool import TranscriptionPool
 from server.live.protocol import StartMessage

@@ -4,8 +4,9 @@ transcribed by speech workers on a local Ray cluster, a call streamed into each,
 both calls reaches the other front-end's sidebar, and the store holds each turn once.
 
 Everything is real: a throw-away PostgreSQL, a Ray cluster of separate raylet and worker processes on
-127.0.0.1, two uvicorn servers each with its own stores, hub, relay and connection to the workers (the
-session's classifier is shared, as in the other server tests), TTS calls over WebSockets.
+127.0.0.1, two uvicorn servers each with its own stores, hub, relay and connection to the workers, turns
+transcribed by the speech workers and judged by the classification workers of the cluster (the front-ends
+hold no model), TTS calls over WebSockets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from server.config import Settings
@@ -29,25 +31,26 @@ EN = RU.model_copy(update={"language": "en"})
 def cluster_front_ends(
     speech_cluster, shared_models, cache_dir: Path, tmp_path: Path, postgres_url, monkeypatch
 ):
-    """Front-ends A and B (PostgreSQL, ``ray=`` the cluster), with two live speech workers."""
-    from server.cluster.speech_pool import join_cluster
-    from server.live.engine import cluster_pool
+    """Front-ends A and B (PostgreSQL, ``ray=`` the cluster), with two live speech workers and turns judged
+    on the cluster."""
+    from server.cluster.actors import join_cluster
+    from server.live.engine import cluster_classifier, cluster_pool
     from tests.conftest import _serve
 
     join_cluster(speech_cluster.address)
     speech_cluster.ensure_speech_nodes(2)  # an earlier test may have killed one
     wait_for(lambda: len(set(_nodes())) == 2, 180, "two speech workers")
-    _, classifier, endpoint = shared_models
+    _, _, endpoint = shared_models
     settings = Settings(ray=speech_cluster.address, cache_dir=cache_dir)
+    classifier = cluster_classifier(settings)
     pools = [cluster_pool(settings), cluster_pool(settings)]
+    front_end = {"database_url": postgres_url, "ray": speech_cluster.address}
     servers = []
     try:
-        a = _serve((pools[0], classifier, endpoint), cache_dir, tmp_path / "a", database_url=postgres_url)
+        a = _serve((pools[0], classifier, endpoint), cache_dir, tmp_path / "a", **front_end)
         servers.append(a)
         monkeypatch.setitem(_serve.__globals__, "_add_users", lambda database: a.users)
-        servers.append(
-            _serve((pools[1], classifier, endpoint), cache_dir, tmp_path / "b", database_url=postgres_url)
-        )
+        servers.append(_serve((pools[1], classifier, endpoint), cache_dir, tmp_path / "b", **front_end))
         yield servers[0], servers[1], pools
     finally:
         for server in servers:
@@ -65,6 +68,8 @@ def test_two_front_ends_share_workers_and_sidebars_and_lose_nothing_when_a_worke
     (no goodbye). Both calls end normally; each sidebar on the other front-end gets every final turn and
     the expected alerts, then ``end``; each call's turns are stored once, as its sidebar saw them."""
     a, b, pools = cluster_front_ends
+    for server in (a, b):
+        assert httpx.get(f"{server.url}/healthz").json()["models_here"] == []  # Whisper, encoder: cluster
     calls = {"ru-two": (a, b, ru_call, RU), "en-two": (b, a, en_call, EN)}
     sidebars = {call_id: listen(other, call_id) for call_id, (_, other, _, _) in calls.items()}
     victim = sorted(_nodes())[0]

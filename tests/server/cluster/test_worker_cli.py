@@ -7,17 +7,18 @@ import subprocess
 import sys
 
 from server.cli.worker import worker_command
-from server.cluster.speech_pool import join_cluster, speech_slots
+from server.cluster.actors import join_cluster
+from server.cluster.speech_pool import speech_slots
 from tests.conftest import wait_for
 
 
-def test_the_command_is_ray_start_with_the_speech_resource():
+def test_the_command_is_ray_start_with_the_speech_and_classification_resources():
     command = worker_command("head:6379", 3)
     assert command[1:] == [
         "start",
         "--address=head:6379",
         "--num-cpus=3",
-        '--resources={"callbuffer_speech": 3}',
+        '--resources={"callbuffer_speech": 3, "callbuffer_judge": 1}',
         "--block",
     ]
 

@@ -20,6 +20,7 @@ from server.live.store import (
     CallExistsError,
     CallRecord,
     CallStateError,
+    NoRoomError,
     Store,
     StoreError,
     TurnRecord,
@@ -360,3 +361,42 @@ def test_closed_store_refuses_use(tmp_path: Path):
     store.close()
     with pytest.raises(StoreError, match="is closed"):
         store.get_call("x")
+
+
+def test_admission_by_room_never_overshoots_across_servers(store_location: str | Path):
+    """Tried: eight calls offered at the same instant to eight servers (a connection each to one
+    database), with room for three and one call already active: exactly two more start, the other six are
+    refused with NoRoomError naming the active calls. A resume of a disconnected call takes a place like a
+    new one."""
+    servers = [Store(store_location) for _ in range(8)]
+    try:
+        a, b = servers[:2]
+        a.create_call("already", ["agent"], "ru", "pcm16", 8000, room=3)
+        barrier = threading.Barrier(len(servers))
+        started, refused = [], []
+
+        def offer(i: int) -> None:
+            barrier.wait()
+            try:
+                servers[i].create_call(f"offered-{i}", ["agent"], "ru", "pcm16", 8000, room=3)
+                started.append(i)
+            except NoRoomError as exc:
+                refused.append(exc.active)
+
+        threads = [threading.Thread(target=offer, args=(i,)) for i in range(len(servers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(started) == 2 and refused == [3] * 6
+        assert a.count_active() == 3
+        first = f"offered-{started[0]}"
+        b.end_call(first, "disconnected")
+        a.create_call("offered-late", ["agent"], "ru", "pcm16", 8000, room=3)
+        with pytest.raises(NoRoomError):
+            b.create_call(first, ["agent"], "ru", "pcm16", 8000, room=3)  # the resume finds no room
+        a.end_call("already", "completed")
+        assert b.create_call(first, ["agent"], "ru", "pcm16", 8000, room=3).status == "active"
+    finally:
+        for server in servers:
+            server.close()

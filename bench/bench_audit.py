@@ -24,14 +24,18 @@ import logging
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from audio.decode import decode_file
-from models.audit import AuditOptions, Auditor, transcribe_channel
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_latency as latency  # noqa: E402
+
+from audio.decode import decode_file  # noqa: E402
+from models.audit import AuditOptions, Auditor, transcribe_channel  # noqa: E402
 
 logger = logging.getLogger("bench_audit")
 CALLS = Path(__file__).resolve().parent / "data" / "calls"
@@ -187,7 +191,7 @@ def throughput(workers: int, count: int, folder: Path | None) -> None:
                 for path, lang in files:
                     yield AuditJob(path, file_sha256(path), AuditOptions(language=lang), pack)
 
-            with local_cluster(workers) as address:
+            with latency.local_ray(workers) as address:
                 pool = ClusterAuditPool.for_settings(
                     settings.model_copy(update={"ray": address}), parallel=workers
                 )
@@ -218,24 +222,6 @@ def cpu_busy() -> float:
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def local_cluster(workers: int) -> Iterator[str]:
-    """A Ray cluster on this machine (nothing leaves it): a head with no speech cores and `workers`
-    one-core speech nodes, as ``bench_latency.py --ray-workers`` starts; its address."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    for _ in range(workers):
-        cluster.add_node(num_cpus=1, resources={"callbuffer_speech": 1})
-    cluster.wait_for_nodes()
-    try:
-        yield cluster.address
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from audio.decode import AudioDecodeError, decode_file
-from models.classifier import Detection, PhraseClassifier, Speaker, Turn
+from models.classifier import Detection, Speaker, Turn, TurnClassifier
 from models.diarization import DiarizationUnavailable, Diarizer
 from models.hallucinations import HallucinationFilter
 from models.loops import loop_free
@@ -453,7 +453,7 @@ class Auditor:
     def __init__(
         self,
         model: WhisperLike,
-        classifier: PhraseClassifier,
+        classifier: TurnClassifier,
         *,
         model_info: dict[str, Any] | None = None,
         hallucinations: HallucinationFilter | None = None,

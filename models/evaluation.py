@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.classifier import PhraseClassifier, Speaker, Turn
+from models.classifier import Speaker, Turn, TurnClassifier
 from models.packs import PhrasePack
 
 
@@ -139,7 +139,7 @@ def check_labels(rows: Sequence[EvalRow], pack: PhrasePack) -> None:
             raise EvalDataError(f"row {row.id or row.text!r}: unknown categories {sorted(unknown)}")
 
 
-def evaluate(classifier: PhraseClassifier, rows: Sequence[EvalRow]) -> EvalReport:
+def evaluate(classifier: TurnClassifier, rows: Sequence[EvalRow]) -> EvalReport:
     """Per-category precision/recall/F1, macro-F1 over alert categories, false alarms on clean rows."""
     pack = classifier.pack
     check_labels(rows, pack)

@@ -32,6 +32,11 @@ from server.live.relay import start_relay
 from server.packs import api as api_packs
 from server.packs.service import PackService
 from server.packs.store import PackStore
+from server.search import api as api_search
+from server.search.store import open_search
+from server.stats import api as api_stats
+from server.stats.aggregate import StatsReader
+from server.stats.scoring import LiveScorer
 
 logger = logging.getLogger(__name__)
 
@@ -53,20 +58,26 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
             logger.warning("no admin user yet: create one with `callbuffer users add NAME --role admin`")
         app.state.calls = CallRegistry(live)
         pack_store = PackStore(settings.database, seed=live.classifier.pack)
-        app.state.packs = PackService(pack_store, live, settings.cache_dir)
+        app.state.packs = PackService(pack_store, live)
         await asyncio.to_thread(app.state.packs.activate_stored)
         # PostgreSQL: other front-ends' calls reach sidebars here, and pack publications every front-end
         app.state.relay = await start_relay(settings, app.state.calls, app.state.packs)
         app.state.audits = AuditStore(settings.database)
+        app.state.search = open_search(settings.database)  # turns of every call (server.search)
         app.state.audit_runner = AuditRunner(app.state.audits, *audit_function(settings, live))
+        app.state.stats = StatsReader(settings.database, settings.scorecard_pass)  # after the stores' tables
+        app.state.scorer = LiveScorer(live.store, lambda: live.classifier, settings.score_every).start()
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.scorer.stop)
             await app.state.calls.shutdown()
             if app.state.relay is not None:  # after the calls' ends are queued, before the stores close
                 await asyncio.to_thread(app.state.relay.stop)
             app.state.audit_runner.close()
             app.state.audits.close()
+            app.state.search.close()
+            app.state.stats.close()
             pack_store.close()
             app.state.auth.close()
             if engine is None:
@@ -84,6 +95,8 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
     app.include_router(api_packs.router)
     app.include_router(api_login.router)
     app.include_router(api_users.router)
+    app.include_router(api_search.router)
+    app.include_router(api_stats.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -98,6 +111,14 @@ def create_app(settings: Settings | None = None, *, engine: LiveEngine | None = 
     @app.get("/trainer", include_in_schema=False)
     async def trainer_page() -> FileResponse:
         return FileResponse(static_dir() / "trainer.html")
+
+    @app.get("/trends", include_in_schema=False)
+    async def trends_page() -> FileResponse:
+        return FileResponse(static_dir() / "trends.html")
+
+    @app.get("/me", include_in_schema=False)
+    async def my_page() -> FileResponse:
+        return FileResponse(static_dir() / "me.html")
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:

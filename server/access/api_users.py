@@ -20,6 +20,7 @@ class NewUser(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     role: Role
     password: str | None = Field(default=None, max_length=1024, description="allows a page login")
+    team: str | None = Field(default=None, max_length=64, description="an agent's team, for trends")
 
 
 class NewToken(BaseModel):
@@ -33,6 +34,7 @@ class User(BaseModel):
     revoked_at: str | None
     has_password: bool
     tokens: int
+    team: str | None = None
 
     @classmethod
     def of(cls, record: UserRecord) -> User:
@@ -54,7 +56,7 @@ async def add_user(body: NewUser, request: Request) -> Issued:
     """A new user with a first API token."""
     store = auth_store(request)
     try:
-        record = await asyncio.to_thread(store.add_user, body.name, body.role, body.password)
+        record = await asyncio.to_thread(store.add_user, body.name, body.role, body.password, body.team)
         token = await asyncio.to_thread(store.issue_token, body.name, "first token")
     except UserError as exc:
         raise HTTPException(status_code=_status(exc), detail=str(exc)) from None

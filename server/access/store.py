@@ -78,6 +78,7 @@ class UserRecord:
     revoked_at: str | None
     has_password: bool
     tokens: int  # API tokens not revoked
+    team: str | None = None  # the team an agent belongs to, for trends by team (server.stats)
 
 
 _SCHEMA = """
@@ -86,7 +87,8 @@ CREATE TABLE IF NOT EXISTS users (
     role          TEXT NOT NULL CHECK (role IN ('agent', 'reviewer', 'trainer', 'admin', 'telephony')),
     password_hash TEXT,                 -- scrypt$<salt hex>$<hash hex>, NULL: no page login
     created_at    TEXT NOT NULL,
-    revoked_at    TEXT
+    revoked_at    TEXT,
+    team          TEXT                  -- optional: the team of an agent, for trends
 );
 CREATE TABLE IF NOT EXISTS credentials (
     token_hash   TEXT PRIMARY KEY,      -- SHA-256 hex of the token
@@ -135,14 +137,21 @@ class AuthStore(TableStore):
 
     name = "users"
     schema = _SCHEMA
+    schema_version = 2  # 2: users.team
+    migrations = {1: ("ALTER TABLE users ADD COLUMN team TEXT",)}  # from before users had teams
     error = AuthStoreError
 
     # -- users ----------------------------------------------------------------------------------------
-    def add_user(self, name: str, role: Role | str, password: str | None = None) -> UserRecord:
+    def add_user(
+        self, name: str, role: Role | str, password: str | None = None, team: str | None = None
+    ) -> UserRecord:
         """A new user. `password` (at least MIN_PASSWORD characters) allows a page login; without one
-        the user only has API tokens. A revoked name cannot be reused (its history stays attributable)."""
+        the user only has API tokens. `team` (same characters as a name) groups agents in trends. A
+        revoked name cannot be reused (its history stays attributable)."""
         if not _NAME.match(name):
             raise UserError(f"bad user name {name!r}: letters, digits and . _ @ - only, up to 64")
+        if team is not None and not _NAME.match(team):
+            raise UserError(f"bad team name {team!r}: letters, digits and . _ @ - only, up to 64")
         try:
             role = Role(role)
         except ValueError:
@@ -156,10 +165,20 @@ class AuthStore(TableStore):
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise UserConflictError(f"user {name!r} already exists")
             conn.execute(
-                "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                (name, role.value, hashed, _iso(_now())),
+                "INSERT INTO users (name, role, password_hash, created_at, team) VALUES (?, ?, ?, ?, ?)",
+                (name, role.value, hashed, _iso(_now()), team),
             )
         logger.info("user %s added with role %s", name, role.value)
+        return self.get_user(name)
+
+    def set_team(self, name: str, team: str | None) -> UserRecord:
+        """Put the user in `team` (None: no team), for trends by team."""
+        if team is not None and not _NAME.match(team):
+            raise UserError(f"bad team name {team!r}: letters, digits and . _ @ - only, up to 64")
+        with self._write() as conn:
+            if not conn.execute("UPDATE users SET team = ? WHERE name = ?", (team, name)).rowcount:
+                raise UnknownUserError(f"no user {name!r}")
+        logger.info("user %s is now in team %s", name, team or "(none)")
         return self.get_user(name)
 
     def get_user(self, name: str) -> UserRecord:
@@ -258,7 +277,7 @@ class AuthStore(TableStore):
 
 
 _USER_SELECT = (
-    "SELECT u.name, u.role, u.created_at, u.revoked_at, u.password_hash IS NOT NULL AS has_password, "
+    "SELECT u.name, u.role, u.created_at, u.revoked_at, u.team, u.password_hash IS NOT NULL AS has_password, "
     "COUNT(c.token_hash) AS tokens FROM users u LEFT JOIN credentials c ON c.user_name = u.name "
     "AND c.kind = 'token' AND c.revoked_at IS NULL"
 )
@@ -273,4 +292,5 @@ def _user(row: Row) -> UserRecord:
         revoked_at=row["revoked_at"],
         has_password=bool(row["has_password"]),
         tokens=int(row["tokens"]),
+        team=row["team"],
     )

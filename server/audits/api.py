@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from server.access.auth import require
-from server.access.store import Role
+from server.access.store import USER_NAME_PATTERN, Role
 from server.audits.store import AuditedCall, AuditStore, Flag, UnknownAuditError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def _call_json(call: AuditedCall, pending_flags: int | None = None) -> dict[str,
         "categories": list(call.categories),
         "audited_at": call.finished_at,
         "uploaded_at": call.created_at,
+        "agent": call.agent,
     }
     if pending_flags is not None:
         data["pending_flags"] = pending_flags
@@ -77,8 +78,14 @@ async def upload(
     channels: Annotated[str, Form(description="role of each channel of stereo files")] = "agent,customer",
     language: Annotated[Literal["ru", "en"] | None, Form()] = None,
     keep_pii: Annotated[bool, Form(description="keep personal data unmasked in the report")] = False,
+    agent: Annotated[str | None, Form(description="the agent user on the calls (a user name)")] = None,
 ) -> dict[str, Any]:
     """Upload recordings for audit; returns the job with one audited call per file."""
+    agent = (agent or "").strip() or None
+    if agent is not None and not re.match(USER_NAME_PATTERN, agent):
+        raise HTTPException(
+            422, f"agent must be a user name (letters, digits and . _ @ -, up to 64); got {agent!r}"
+        )
     roles = [r.strip() for r in channels.split(",") if r.strip()]
     if not roles or len(roles) > 2 or not set(roles) <= {"agent", "customer", "unknown"}:
         raise HTTPException(
@@ -98,13 +105,14 @@ async def upload(
         raise
     options = {"channels": roles, "language": language, "keep_pii": keep_pii}
     store = _store(request)
-    job_id, call_ids = await asyncio.to_thread(store.create_job, options, saved)
+    job_id, call_ids = await asyncio.to_thread(store.create_job, options, saved, agent)
     request.app.state.audit_runner.wake()
     return {
         "id": job_id,
         "status": "queued",
         "calls": [
-            {"id": c, "file": name, "status": "queued"} for c, (name, _) in zip(call_ids, saved, strict=True)
+            {"id": c, "file": name, "status": "queued", "agent": agent}
+            for c, (name, _) in zip(call_ids, saved, strict=True)
         ],
     }
 
@@ -151,12 +159,14 @@ async def audited_calls(
     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     since: Annotated[str | None, Query(description="ISO date: audited on or after")] = None,
     until: Annotated[str | None, Query(description="ISO date: audited before")] = None,
+    agent: Annotated[str | None, Query(pattern=USER_NAME_PATTERN, description="the agent named")] = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Audited recordings for the review page, worst score first."""
     store = _store(request)
     calls = await asyncio.to_thread(
         store.list_calls,
         category=category,
+        agent=agent,
         min_score=min_score,
         max_score=max_score,
         since=since,

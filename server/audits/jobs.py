@@ -20,7 +20,7 @@ from server.audits.store import AuditStore
 
 if TYPE_CHECKING:
     from models.audit import AuditOptions, Auditor
-    from models.classifier import PhraseClassifier
+    from models.classifier import TurnClassifier
     from server.cluster.audit_pool import ClusterAuditor
     from server.config import Settings
     from server.live.engine import LiveEngine
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # (recording path, job options) -> report dict (models.audit's CallReport.to_dict()).
 AuditFn = Callable[[Path, dict[str, Any]], dict[str, Any]]
+# The same with the options as the audit's: an auditor here (in_process) or a cluster's audit worker.
+ReportFn = Callable[[Path, "AuditOptions"], dict[str, Any]]
 
 
 @runtime_checkable
@@ -93,7 +95,7 @@ class AuditRunner:
         logger.info("audited %s: score %s", call_id, (report.get("scorecard") or {}).get("score"))
 
 
-def make_auditor(settings: Settings, classifier: PhraseClassifier, *, cpu_threads: int = 0) -> Auditor:
+def make_auditor(settings: Settings, classifier: TurnClassifier, *, cpu_threads: int = 0) -> Auditor:
     """An auditor with the configured Whisper (loaded once per process, batched over a channel's speech)
     and `classifier`: what `callbuffer audit`, uploads, the trainer's labelled calls and the cluster's
     audit workers all hear with. ``cpu_threads``: CTranslate2's threads (0: its choice; an audit worker on
@@ -127,10 +129,27 @@ def audit_function(settings: Settings, engine: LiveEngine) -> tuple[AuditFn, tup
         return _cluster_audit(settings, engine)
 
     def run(path: Path, options: dict[str, Any]) -> dict[str, Any]:
-        auditor = make_auditor(settings, engine.classifier)
-        return auditor.audit(path, audit_options(options)).to_dict()
+        return in_process(make_auditor(settings, engine.classifier))(path, audit_options(options))
 
     return run, (AuditError, ValueError)
+
+
+def in_process(auditor: Auditor) -> ReportFn:
+    """The reports of `auditor`, in this process."""
+    return lambda path, options: auditor.audit(path, options).to_dict()
+
+
+def report_function(settings: Settings, classifier: TurnClassifier) -> tuple[ReportFn, Callable[[], None]]:
+    """Reports judged by `classifier`'s pack, and what to call when done: in this process (Whisper loaded
+    here), or with ``settings.ray`` on an audit worker of the cluster, ended when done (this process then
+    loads no model)."""
+    if not settings.ray:
+        return in_process(make_auditor(settings, classifier)), lambda: None
+    from models.packs import dump_pack
+    from server.cluster.audit_pool import ClusterAuditor
+
+    cluster = ClusterAuditor(settings, lambda: dump_pack(classifier.pack))
+    return cluster, cluster.close
 
 
 def audit_options(options: dict[str, Any]) -> AuditOptions:
@@ -147,8 +166,8 @@ def audit_options(options: dict[str, Any]) -> AuditOptions:
 def _cluster_audit(settings: Settings, engine: LiveEngine) -> tuple[AuditFn, tuple[type[Exception], ...]]:
     from models.audit import AuditError
     from models.packs import dump_pack
+    from server.cluster.actors import ClusterError
     from server.cluster.audit_pool import ClusterAuditor
-    from server.cluster.speech_pool import ClusterError
 
     cluster = ClusterAuditor(settings, lambda: dump_pack(engine.classifier.pack))
     return _OnCluster(cluster), (AuditError, ValueError, ClusterError)

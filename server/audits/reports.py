@@ -39,6 +39,7 @@ SUMMARY_FIELDS = (
     "forbidden",
     "triggers",
     "categories",
+    "agent",
 )
 
 
@@ -55,13 +56,14 @@ class SummaryRow:
     forbidden: int
     triggers: int
     categories: dict[str, int]
+    agent: str | None = None  # the agent named on the call (`audit --agent`), if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SummaryRow:
-        return cls(**{k: data[k] for k in SUMMARY_FIELDS})
+        return cls(**{k: data[k] for k in SUMMARY_FIELDS if k in data})
 
 
 def summary_row(report: dict[str, Any], report_path: Path | str) -> SummaryRow:
@@ -78,6 +80,7 @@ def summary_row(report: dict[str, Any], report_path: Path | str) -> SummaryRow:
         forbidden=sum(d["kind"] == "forbidden" for d in detections),
         triggers=sum(d["kind"] == "trigger" for d in detections),
         categories=dict(Counter(d["category"] for d in detections)),
+        agent=report.get("agent"),
     )
 
 
@@ -176,6 +179,7 @@ def _html_meta(report: dict[str, Any]) -> str:
     model = report.get("model", {})
     rows = [
         ("file", report["source"]),
+        *([("agent", report["agent"])] if report.get("agent") else []),
         ("sha256", report["sha256"]),
         ("duration", _clock(report["duration"])),
         ("channels", f"{report['channels']} ({', '.join(report['roles'])})"),
@@ -301,15 +305,19 @@ def _summary_csv(ranked: Sequence[SummaryRow]) -> str:
         cats = ";".join(f"{c}={n}" for c, n in sorted(r.categories.items()))
         writer.writerow(
             [r.file, r.report, r.duration, r.score, r.passed, r.failed, r.forbidden, r.triggers, cats]
+            + [r.agent or ""]
         )
     return out.getvalue()
 
 
 def _summary_html(summary: dict[str, Any]) -> str:
-    head = "<tr><th>score</th><th>failed</th><th>forbidden</th><th>triggers</th><th>call</th></tr>"
+    head = (
+        "<tr><th>score</th><th>failed</th><th>forbidden</th><th>triggers</th><th>call</th><th>agent</th></tr>"
+    )
     rows = "".join(
         f"<tr><td>{100 * r['score']:.0f} %</td><td>{r['failed']}</td><td>{r['forbidden']}</td>"
-        f"<td>{r['triggers']}</td><td><a href='{_e(_link(r['report']))}'>{_e(r['file'])}</a></td></tr>"
+        f"<td>{r['triggers']}</td><td><a href='{_e(_link(r['report']))}'>{_e(r['file'])}</a></td>"
+        f"<td>{_e(r.get('agent') or '')}</td></tr>"
         for r in summary["ranking"]
     )
     cats = "".join(

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
-from server.storage.database import DatabaseError, Row
+from server.search import index as search_index
+from server.storage.database import DatabaseError, Row, Transaction
 from server.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,9 @@ CREATE TABLE IF NOT EXISTS audited_calls (
     categories  TEXT NOT NULL DEFAULT '',  -- ' cat1 cat2 ' of its alert detections, for filtering
     report      TEXT,                      -- JSON, once done
     created_at  TEXT NOT NULL,
-    finished_at TEXT
+    finished_at TEXT,
+    agent       TEXT,                      -- the agent user named on the call at upload, NULL if none
+    practices   TEXT                       -- ' apology timeline ' of its practice detections (NULL: not yet)
 );
 CREATE INDEX IF NOT EXISTS audited_calls_created ON audited_calls (created_at);
 CREATE TABLE IF NOT EXISTS flags (
@@ -87,6 +92,7 @@ class AuditedCall:
     categories: tuple[str, ...]
     created_at: str
     finished_at: str | None
+    agent: str | None = None  # the agent user named on the call at upload
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,17 @@ class Flag:
     reviewed_at: str | None
 
 
+@dataclass(frozen=True)
+class AuditImport:
+    """An audited call with its finished report, loaded in bulk (:meth:`AuditStore.import_calls`)."""
+
+    file_name: str
+    audio_path: str
+    created_at: str  # UTC ISO 8601
+    report: dict[str, Any]
+    agent: str | None = None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -120,12 +137,46 @@ class AuditStore(TableStore):
 
     name = "audits"
     schema = _SCHEMA
+    schema_version = 3  # 2: audited_calls.agent; 3: audited_calls.practices (server.stats)
+    migrations = {
+        1: ("ALTER TABLE audited_calls ADD COLUMN agent TEXT",),  # from before calls named agents
+        2: ("ALTER TABLE audited_calls ADD COLUMN practices TEXT",),  # filled from the reports on open
+    }
     error = AuditStoreError
+
+    def __init__(self, location: str | Path) -> None:
+        super().__init__(location)
+        try:  # the search index of the reports' turns (server.search), filled once for an older database
+            with self._db.write(search_index.LOCK) as tx:
+                search_index.prepare(tx, self.dialect, "audited", search_index.audited_backfill)
+        except BaseException:
+            self.close()
+            raise
+
+    def _init_schema(self) -> None:
+        super()._init_schema()
+        self._fill_practices()
+
+    def _fill_practices(self) -> None:
+        """Reports stored before audited calls kept their practices (schema 2) get them now, once."""
+        rows = self._read("SELECT id, report FROM audited_calls WHERE status = 'done' AND practices IS NULL")
+        if not rows:
+            return
+        with self._write() as conn:
+            for row in rows:
+                report = json.loads(row["report"]) if row["report"] else {}
+                conn.execute(
+                    "UPDATE audited_calls SET practices = ? WHERE id = ?", (practices_of(report), row["id"])
+                )
+        logger.info("practices of %d audited calls filled in from their reports", len(rows))
 
     # -- jobs and calls -----------------------------------------------------------------------------------
 
-    def create_job(self, options: dict[str, Any], files: list[tuple[str, str]]) -> tuple[str, list[str]]:
-        """A job for uploaded recordings [(file name, stored audio path)]; returns (job id, call ids)."""
+    def create_job(
+        self, options: dict[str, Any], files: list[tuple[str, str]], agent: str | None = None
+    ) -> tuple[str, list[str]]:
+        """A job for uploaded recordings [(file name, stored audio path)], each naming `agent` (the agent
+        user on the calls, or None); returns (job id, call ids)."""
         job_id, now = new_id("job"), _now()
         call_ids = [new_id("call") for _ in files]
         with self._write() as conn:
@@ -135,9 +186,9 @@ class AuditStore(TableStore):
             )
             for call_id, (name, audio_path) in zip(call_ids, files, strict=True):
                 conn.execute(
-                    "INSERT INTO audited_calls (id, job_id, file_name, audio_path, status, created_at)"
-                    " VALUES (?, ?, ?, ?, 'queued', ?)",
-                    (call_id, job_id, name, audio_path, now),
+                    "INSERT INTO audited_calls (id, job_id, file_name, audio_path, status, created_at,"
+                    " agent) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                    (call_id, job_id, name, audio_path, now, agent or None),
                 )
         return job_id, call_ids
 
@@ -172,41 +223,71 @@ class AuditStore(TableStore):
             )
 
     def save_report(self, call_id: str, report: dict[str, Any]) -> None:
-        """Store a finished report and open a pending flag for each of its alert detections."""
+        """Store a finished report, open a pending flag for each of its alert detections, and index its
+        turns for search (all in one transaction)."""
+        with self._write() as conn:
+            self._store_report(conn, call_id, report, _now())
+
+    def import_calls(self, calls: Sequence[AuditImport], options: dict[str, Any] | None = None) -> list[str]:
+        """Audited calls with their reports, in one job and one transaction (synthetic data, migrations
+        from another system); returns their ids. Flags and the search index as :meth:`save_report`."""
+        job_id = new_id("job")
+        ids = [new_id("call") for _ in calls]
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO audit_jobs (id, created_at, options) VALUES (?, ?, ?)",
+                (job_id, _now(), json.dumps(options or {})),
+            )
+            for call_id, call in zip(ids, calls, strict=True):
+                conn.execute(
+                    "INSERT INTO audited_calls (id, job_id, file_name, audio_path, status, created_at,"
+                    " agent) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                    (call_id, job_id, call.file_name, call.audio_path, call.created_at, call.agent),
+                )
+                self._store_report(conn, call_id, call.report, call.created_at)
+        return ids
+
+    def _store_report(self, conn: Transaction, call_id: str, report: dict[str, Any], finished: str) -> None:
         detections = report.get("detections", [])
         alerts = [(i, d) for i, d in enumerate(detections) if d.get("kind") in ("forbidden", "trigger")]
         categories = " " + " ".join(sorted({d["category"] for _, d in alerts})) + " "
-        with self._write() as conn:
+        conn.execute(
+            "UPDATE audited_calls SET status = 'done', error = NULL, duration = ?, score = ?,"
+            " categories = ?, practices = ?, report = ?, finished_at = ? WHERE id = ?",
+            (
+                report.get("duration"),
+                (report.get("scorecard") or {}).get("score"),
+                categories,
+                practices_of(report),  # for trends (server.stats)
+                json.dumps(report, ensure_ascii=False),
+                finished,
+                call_id,
+            ),
+        )
+        conn.execute("DELETE FROM flags WHERE call_id = ?", (call_id,))
+        for index, d in alerts:
             conn.execute(
-                "UPDATE audited_calls SET status = 'done', error = NULL, duration = ?, score = ?,"
-                " categories = ?, report = ?, finished_at = ? WHERE id = ?",
+                "INSERT INTO flags (call_id, detection, category, kind, speaker, start_sec, end_sec,"
+                " text, lang, score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    report.get("duration"),
-                    (report.get("scorecard") or {}).get("score"),
-                    categories,
-                    json.dumps(report, ensure_ascii=False),
-                    _now(),
                     call_id,
+                    index,
+                    d["category"],
+                    d["kind"],
+                    d.get("speaker", "unknown"),
+                    float(d.get("start", 0.0)),
+                    float(d.get("end", 0.0)),
+                    d.get("text", ""),
+                    report.get("language"),
+                    float(d.get("score", 0.0)),
                 ),
             )
-            conn.execute("DELETE FROM flags WHERE call_id = ?", (call_id,))
-            for index, d in alerts:
-                conn.execute(
-                    "INSERT INTO flags (call_id, detection, category, kind, speaker, start_sec, end_sec,"
-                    " text, lang, score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        call_id,
-                        index,
-                        d["category"],
-                        d["kind"],
-                        d.get("speaker", "unknown"),
-                        float(d.get("start", 0.0)),
-                        float(d.get("end", 0.0)),
-                        d.get("text", ""),
-                        report.get("language"),
-                        float(d.get("score", 0.0)),
-                    ),
-                )
+        row = conn.execute("SELECT agent, created_at FROM audited_calls WHERE id = ?", (call_id,)).fetchone()
+        if row is None:
+            raise UnknownAuditError(f"unknown audited call {call_id!r}")
+        search_index.remove_call(conn, self.dialect, "audited", call_id)
+        turns = search_index.report_turns(call_id, row["agent"], row["created_at"], report)
+        search_index.add_turns(conn, self.dialect, turns)
 
     def get_call(self, call_id: str) -> tuple[AuditedCall, dict[str, Any] | None]:
         rows = self._read("SELECT * FROM audited_calls WHERE id = ?", (call_id,))
@@ -219,6 +300,7 @@ class AuditStore(TableStore):
         self,
         *,
         category: str | None = None,
+        agent: str | None = None,
         min_score: float | None = None,
         max_score: float | None = None,
         since: str | None = None,
@@ -230,6 +312,9 @@ class AuditStore(TableStore):
         if category:
             where.append("categories LIKE ?")
             params.append(f"% {category} %")
+        if agent:
+            where.append("agent = ?")
+            params.append(agent)
         if min_score is not None:
             where.append("score >= ?")
             params.append(min_score)
@@ -281,6 +366,12 @@ class AuditStore(TableStore):
         return [_flag(r) for r in rows]
 
 
+def practices_of(report: dict[str, Any]) -> str:
+    """' apology timeline ': the good-practice categories the report's detections found, for trends."""
+    found = {d["category"] for d in report.get("detections", []) if d.get("kind") == "practice"}
+    return " " + " ".join(sorted(found)) + " "
+
+
 def flag_row(flag: Flag) -> dict[str, Any]:
     """A reviewed flag as a row of the shared evaluation format: a confirmed flag is an example of its
     category, a dismissed one a turn that must not raise it (no labels; ``dismissed`` names the category),
@@ -311,6 +402,7 @@ def _call(row: Row) -> AuditedCall:
         categories=tuple(row["categories"].split()),
         created_at=row["created_at"],
         finished_at=row["finished_at"],
+        agent=row["agent"],
     )
 
 

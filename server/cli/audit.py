@@ -42,6 +42,7 @@ from models.audit import (
     transcribe_options,
 )
 from models.packs import default_pack_path
+from server.access.store import USER_NAME_PATTERN
 from server.audits.reports import FORMATS, SummaryRow, render_to, summary_row, write_report, write_summary
 from server.cli.settings import encoder_option, pack_option, ray_option, settings_from
 from server.cluster.audit_pool import DEFAULT_PARALLEL
@@ -141,9 +142,10 @@ class AuditIndex:
         self.entries[entry["key"]] = entry
 
 
-def settings_key(settings: Settings, options: AuditOptions) -> str:
+def settings_key(settings: Settings, options: AuditOptions, agent: str | None = None) -> str:
     """A digest of everything that changes a report: roles, language, masking, pack file content,
-    encoder, Whisper model, transcription settings and the report schema."""
+    encoder, Whisper model, transcription settings, the report schema, and the agent named (only when one
+    is, so batches run before ``--agent`` existed keep their keys)."""
     pack_path = settings.pack or default_pack_path()
     try:
         pack_digest = file_sha256(pack_path)
@@ -160,6 +162,8 @@ def settings_key(settings: Settings, options: AuditOptions) -> str:
         "batch_size": BATCH_SIZE,
         "schema": SCHEMA_VERSION,
     }
+    if agent is not None:
+        parts["agent"] = agent
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -185,7 +189,13 @@ class BatchAuditor:
     """Runs a batch: skip what the index has, audit the rest with models loaded on first need."""
 
     def __init__(
-        self, settings: Settings, options: AuditOptions, out_dir: Path, fmt: str, force: bool
+        self,
+        settings: Settings,
+        options: AuditOptions,
+        out_dir: Path,
+        fmt: str,
+        force: bool,
+        agent: str | None = None,
     ) -> None:
         self.settings, self.options, self.out_dir, self.fmt, self.force = (
             settings,
@@ -194,12 +204,13 @@ class BatchAuditor:
             fmt,
             force,
         )
+        self.agent = agent  # named in each report; part of the index key only when given
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             self.index = AuditIndex(out_dir / INDEX_NAME)
         except OSError as exc:
             raise AuditSetupError(f"cannot use output folder {out_dir}: {exc.strerror or exc}") from exc
-        self.settings_key = settings_key(settings, options)
+        self.settings_key = settings_key(settings, options, agent)
         self._auditor: Auditor | None = None
 
     def auditor(self) -> Auditor:
@@ -232,6 +243,8 @@ class BatchAuditor:
         """Write a call's reports and its index line, and count it; :class:`AuditError` when the reports
         cannot be written."""
         path, digest, key = call.path, call.sha256, call.key
+        if self.agent is not None:
+            report = {**report, "agent": self.agent}
         try:
             written = write_report(report, self.out_dir, report_stem(path, key), self.fmt)
         except OSError as exc:
@@ -282,6 +295,16 @@ def load_auditor(settings: Settings) -> Auditor:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
+def _agent(agent: str | None) -> str | None:
+    """The --agent value stripped (None when empty); a name no user could have is a usage error."""
+    agent = (agent or "").strip() or None
+    if agent is not None and not re.match(USER_NAME_PATTERN, agent):
+        raise click.BadParameter(
+            f"{agent!r} is not a user name (letters, digits and . _ @ -, up to 64)", param_hint="--agent"
+        )
+    return agent
+
+
 def _options(channels: str, language: str | None, keep_pii: bool) -> AuditOptions:
     roles = tuple(r.strip() for r in channels.split(",") if r.strip())
     try:
@@ -306,6 +329,7 @@ def _options(channels: str, language: str | None, keep_pii: bool) -> AuditOption
 )
 @click.option("--language", type=click.Choice(["ru", "en"]), default=None, help="Pin the language.")
 @click.option("--force", is_flag=True, help="Audit again files already in the index.")
+@click.option("--agent", default=None, help="The agent user on the calls (a user name), kept in the reports.")
 @click.option("--keep-pii", is_flag=True, help="Do not mask phone, card and ID numbers in the reports.")
 @pack_option
 @encoder_option
@@ -324,6 +348,7 @@ def audit(
     channels: str,
     language: str | None,
     force: bool,
+    agent: str | None,
     keep_pii: bool,
     pack: Path | None,
     encoder: str | None,
@@ -339,13 +364,14 @@ def audit(
     """
     settings = settings_from(pack=pack, encoder=encoder, ray=ray)
     options = _options(channels, language, keep_pii)
+    agent = _agent(agent)
     problems: list[str] = []
     files = find_audio(paths, problems)
     result = BatchResult(failed=len(problems))
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     try:
-        batch = BatchAuditor(settings, options, out_dir, fmt, force)
+        batch = BatchAuditor(settings, options, out_dir, fmt, force, agent)
         if settings.ray:
             from server.cli.audit_cluster import run_on_cluster
 

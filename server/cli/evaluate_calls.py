@@ -81,9 +81,10 @@ def _audit(calls, pack, encoder, say) -> CallSetReport:  # noqa: ANN001
         auditor = load_auditor(settings_from(pack=pack, encoder=encoder))
     except AuditSetupError as exc:
         raise click.ClickException(str(exc)) from exc
+    from server.audits.jobs import in_process
     from server.packs.call_eval import audit_calls
 
-    return audit_calls(calls, auditor, progress=say)
+    return audit_calls(calls, in_process(auditor), progress=say)
 
 
 def _live(calls, pack, encoder, speed, concurrent, say) -> CallSetReport:  # noqa: ANN001

@@ -142,7 +142,7 @@ def serve(
 
     from models.whisper_model import ModelUnavailableError
     from server.app import create_app
-    from server.cluster.speech_pool import ClusterError
+    from server.cluster.actors import ClusterError
     from server.live.engine import LiveEngine
     from server.storage.database import DatabaseError
 

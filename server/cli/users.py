@@ -35,7 +35,8 @@ def users() -> None:
 )
 @click.option("--password-stdin", is_flag=True, help="Read the page-login password from stdin.")
 @click.option("--no-password", is_flag=True, help="API tokens only, no page login (integrations, scripts).")
-def add(name: str, role: str, password_stdin: bool, no_password: bool) -> None:
+@click.option("--team", default=None, help="The agent's team, for trends by team.")
+def add(name: str, role: str, password_stdin: bool, no_password: bool, team: str | None) -> None:
     """Add a user and print their first API token (shown once).
 
     People get a password for the pages: asked for on a terminal, or read with --password-stdin.
@@ -43,7 +44,7 @@ def add(name: str, role: str, password_stdin: bool, no_password: bool) -> None:
     password = _password(role, password_stdin, no_password)
     with _store() as store:
         try:
-            store.add_user(name, role, password)
+            store.add_user(name, role, password, team)
             token = store.issue_token(name, "first token")
         except UserError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -78,10 +79,24 @@ def list_users() -> None:
             "no users yet: add the first admin with `callbuffer users add NAME --role admin`", err=True
         )
         return
-    click.echo(f"{'name':<24} {'role':<10} {'login':<6} {'tokens':>6}  {'created':<25} revoked")
+    click.echo(f"{'name':<24} {'role':<10} {'login':<6} {'tokens':>6}  {'created':<25} {'revoked':<25} team")
     for u in records:
-        login, revoked = "yes" if u.has_password else "no", u.revoked_at or "-"
-        click.echo(f"{u.name:<24} {u.role.value:<10} {login:<6} {u.tokens:>6}  {u.created_at:<25} {revoked}")
+        login, revoked, team = "yes" if u.has_password else "no", u.revoked_at or "-", u.team or "-"
+        name, role = f"{u.name:<24}", f"{u.role.value:<10}"
+        click.echo(f"{name} {role} {login:<6} {u.tokens:>6}  {u.created_at:<25} {revoked:<25} {team}")
+
+
+@users.command("team")
+@click.argument("name")
+@click.argument("team", required=False)
+def team(name: str, team: str | None) -> None:
+    """Put a user in TEAM (for trends by team); without TEAM, in no team."""
+    with _store() as store:
+        try:
+            store.set_team(name, team or None)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name}: team {team or '(none)'}", err=True)
 
 
 @users.command("revoke")

@@ -211,7 +211,7 @@ async def evaluate_call(request: Request, name: str, version: int, script: Uploa
     an 8 kHz telephone call, heard by the audit's Whisper and judged by this version: the call's turn
     table (said / heard / alerted, hits, misses, false alarms) and its totals. 422 names the file and
     field of a bad script, 503 says which speech tool this server lacks."""
-    from server.audits.jobs import make_auditor
+    from server.audits.jobs import report_function
     from server.packs.call_eval import (
         CallEvalError,
         SpeechUnavailableError,
@@ -230,8 +230,11 @@ async def evaluate_call(request: Request, name: str, version: int, script: Uploa
         classifier = service.classifier(name, version)
         uploaded = load_uploaded_script(script.filename or "call.yaml", data)
         check_labels(uploaded, classifier.pack)
-        auditor = make_auditor(service.engine.settings, classifier)
-        report = audit_calls([speak_call(uploaded)], auditor)
+        audit, done = report_function(service.engine.settings, classifier)
+        try:
+            report = audit_calls([speak_call(uploaded)], audit)
+        finally:
+            done()
         return {"name": name, "version": version, **report.to_dict()}
 
     try:

@@ -5,7 +5,8 @@ categories each must raise, who speaks them in which voice, and the line (μ-law
 is spoken into an 8 kHz stereo telephone call (agent left, customer right) and then heard by:
 
 - **the audit path** (:func:`audit_calls`): the recording written as a WAV in the script's encoding and
-  audited by :class:`models.audit.Auditor` exactly as ``callbuffer audit`` and the review page do;
+  audited by :class:`models.audit.Auditor` exactly as ``callbuffer audit`` and the review page do (in
+  this process, or on an audit worker of the cluster);
 - **the live engine** (:func:`live_calls`): the call streamed in 20 ms frames of the script's encoding, at
   real-time pace or faster, into the server's own :class:`~server.live.calls.CallRegistry` and
   :class:`~server.live.session.CallSession` in this process, as a phone system's call arrives over the
@@ -31,9 +32,10 @@ import numpy as np
 
 from audio.codecs import mulaw_encode
 from audio.synth import CallScript, MissingToolError, SynthCall, SynthError, load_call_script
-from models.audit import AuditOptions, Auditor
+from models.audit import AuditOptions
 from models.call_eval import CallResult, CallSetReport, HeardTurn, SaidTurn, score_call
-from models.packs import PhrasePack
+from models.packs import Kind, PhrasePack
+from server.audits.jobs import ReportFn
 from server.live.calls import CallRegistry
 from server.live.engine import LiveEngine
 from server.live.protocol import StartMessage
@@ -161,7 +163,7 @@ def load_uploaded_script(filename: str, data: bytes) -> CallScript:
 
 
 def audit_calls(
-    calls: Iterable[LabelledCall], auditor: Auditor, *, progress: Progress | None = None
+    calls: Iterable[LabelledCall], audit: ReportFn, *, progress: Progress | None = None
 ) -> CallSetReport:
     """Each call written as a WAV in its encoding and audited as a recording; scored turn by turn."""
     results = []
@@ -169,14 +171,14 @@ def audit_calls(
         for call in calls:
             started = time.perf_counter()
             path = _write_wav(call, Path(tmp) / f"{call.name}.wav")
-            report = auditor.audit(path, AuditOptions(language=call.language, mask=False))
+            report = audit(path, AuditOptions(language=call.language, mask=False))
             alerts: dict[int, list[str]] = {}
-            for d in report.detections:
-                if d.is_alert:
-                    alerts.setdefault(d.turn, []).append(d.category)
+            for d in report["detections"]:
+                if d["kind"] != Kind.PRACTICE.value:
+                    alerts.setdefault(d["turn"], []).append(d["category"])
             heard = [
-                HeardTurn(t.speaker, t.text, t.start, t.end, tuple(alerts.get(t.index, ())))
-                for t in report.turns
+                HeardTurn(t["speaker"], t["text"], t["start"], t["end"], tuple(alerts.get(t["index"], ())))
+                for t in report["turns"]
             ]
             results.append(score_call(call.name, call.said, heard, split=call.split))
             _tell(progress, results[-1], time.perf_counter() - started)

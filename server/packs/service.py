@@ -1,8 +1,10 @@
 """Phrase packs at work on the server: classifiers for any stored version, and publishing without a restart.
 
 Building a classifier embeds and calibrates a pack (seconds; cached on disk by content, so a version seen
-before is fast). Publishing builds the new version's classifier on a worker thread while calls go on with
-the old one, then swaps it in for the turns that follow; every alert names the pack version that judged it.
+before is fast), in this process or, with ``serve --ray``, on every classification worker of the cluster
+(:mod:`server.cluster.judge_pool`), the same way the active one was built. Publishing builds the new
+version's classifier on a worker thread while calls go on with the old one, then swaps it in for the turns
+that follow; every alert names the pack version that judged it.
 With several front-ends on one PostgreSQL database, the others hear of the publication through
 :mod:`server.live.relay` and swap the same stored version in (:meth:`PackService.adopt`).
 Drafts are built on demand for the trainer's "try a phrase" and evaluation, a few kept in memory.
@@ -14,10 +16,8 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 
-from models.classifier import PhraseClassifier
-from models.heard import load_heard
+from models.classifier import TurnClassifier
 from models.packs import PhrasePack
 from server.live.engine import LiveEngine
 from server.packs.store import PackStore
@@ -30,18 +30,16 @@ KEPT_CLASSIFIERS = 3
 class PackService:
     """The pack store plus the classifiers built from it; thread-safe."""
 
-    def __init__(self, store: PackStore, engine: LiveEngine, cache_dir: Path) -> None:
+    def __init__(self, store: PackStore, engine: LiveEngine) -> None:
         self.store = store
         self.engine = engine
-        self._cache_dir = cache_dir
-        self._heard = load_heard()  # what Whisper hears of phrases, for every version built here
         self._lock = threading.Lock()
-        self._built: OrderedDict[tuple[str, int], PhraseClassifier] = OrderedDict()
+        self._built: OrderedDict[tuple[str, int], TurnClassifier] = OrderedDict()
         self._publish_lock = threading.Lock()
         # tells the other front-ends on the same database (server.live.relay); returns at once
         self.on_publish: Callable[[str, int], None] | None = None
 
-    def classifier(self, name: str, version: int) -> PhraseClassifier:
+    def classifier(self, name: str, version: int) -> TurnClassifier:
         """The classifier of a stored version (built once, a few kept)."""
         key = (name, version)
         with self._lock:
@@ -93,6 +91,5 @@ class PackService:
         logger.info("pack %s v%d, published on another front-end, judges live calls here", name, version)
         return True
 
-    def _build(self, pack: PhrasePack) -> PhraseClassifier:
-        encoder = self.engine.classifier.encoder
-        return PhraseClassifier(pack, encoder, cache_dir=self._cache_dir, heard=self._heard)
+    def _build(self, pack: PhrasePack) -> TurnClassifier:
+        return self.engine.classifier.for_pack(pack)

@@ -75,11 +75,12 @@ class Database(ABC):
         self.error = error
 
     @abstractmethod
-    def write(self, lock: str) -> AbstractContextManager[Transaction]:
+    def write(self, lock: str, *also: str) -> AbstractContextManager[Transaction]:
         """One write transaction, committed on exit and rolled back on an exception.
 
         Writes holding the same `lock` name never overlap, in this process or any other using the same
-        database, so a write may read, check and then change without another slipping in between."""
+        database, so a write may read, check and then change without another slipping in between. A write
+        may hold several (`also`), e.g. a call's own and one that every call's admission takes."""
 
     @abstractmethod
     def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:

@@ -198,13 +198,15 @@ class PostgresDatabase(Database):
         return self._conn
 
     @contextmanager
-    def write(self, lock: str = "") -> Iterator[Transaction]:
-        """One transaction that first takes the advisory lock `lock` (see the module docstring)."""
+    def write(self, lock: str = "", *also: str) -> Iterator[Transaction]:
+        """One transaction that first takes the advisory locks `lock` and `also` (see the module
+        docstring), in a fixed order, so two writes taking the same ones never wait for each other."""
         with self._lock:
             conn = self._connection()
             try:
                 with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
+                    for key in sorted({_lock_key(name) for name in (lock, *also)}):
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
                     yield _PostgresTransaction(conn)
             except psycopg.Error as exc:
                 raise self.error(f"{self.location}: write failed: {_message(exc)}") from exc

@@ -78,9 +78,9 @@ class SQLiteDatabase(Database):
         return self._conn
 
     @contextmanager
-    def write(self, lock: str = "") -> Iterator[Transaction]:
-        """One ``BEGIN IMMEDIATE`` transaction holding this connection's lock throughout (`lock` is not
-        needed: the file has one writer at a time)."""
+    def write(self, lock: str = "", *also: str) -> Iterator[Transaction]:
+        """One ``BEGIN IMMEDIATE`` transaction holding this connection's lock throughout (`lock` and `also`
+        are not needed: the file has one writer at a time)."""
         with self._lock:
             conn = self._connection()
             try:

@@ -97,10 +97,10 @@ class TableStore:
         self.close()
 
     @contextmanager
-    def _write(self, key: str = "") -> Iterator[Transaction]:
+    def _write(self, key: str = "", *also: str) -> Iterator[Transaction]:
         """One write transaction; writes of this store with the same `key` (e.g. a call id; empty: the
-        whole store) never overlap, on any server sharing the database."""
-        with self._db.write(f"{self.name}/{key}") as tx:
+        whole store) never overlap, on any server sharing the database; `also`: more keys it holds."""
+        with self._db.write(*(f"{self.name}/{k}" for k in (key, *also))) as tx:
             yield tx
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:

@@ -5,9 +5,13 @@
 //   GET  /v1/audited-calls/{id}         -> the call + "report" (or null) + "flags"
 //   GET  /v1/audited-calls/{id}/audio   -> the recording (byte ranges, so the player can seek)
 //   PUT  /v1/flags/{flag_id}            {"status": "confirmed"|"dismissed"|"pending", "note"} -> the flag
-//   POST /v1/audits  multipart files + channels + language + keep_pii -> {"id": job, "calls"}; 413 too big
+//   POST /v1/audits  multipart files + channels + language + keep_pii + agent -> {"id": job, "calls"}; 413 too big
 //   GET  /v1/audits/{job}               -> {"status": queued|running|done|failed, "calls"}
-// Served at /review and /static/review.html: every path here is absolute. `?call=ID` opens a call.
+//   GET  /v1/search?q=&speaker=&source=&agent=&limit=&offset= -> {"total", "hits": [{call_id, source,
+//        turn, start, segments: [{text, match}], before, after, open, ...}]} (server/search/api.py)
+//   GET  /v1/calls/{id}                 -> a live call's turns and alerts (read-only view of a search hit)
+// Served at /review and /static/review.html: every path here is absolute. `?call=ID` opens a call;
+// `&turn=N&t=S` at that turn and moment (the player seeks there); `?live=ID&t=S` a live call at a turn.
 // For reviewers (and admins) signed in through common.js `auth`; nothing is asked of the API before.
 //
 // Security: every string from the server is rendered with textContent / Text nodes, never as HTML.
@@ -60,6 +64,7 @@
     uploadChannels: $("upload-channels"),
     uploadLanguage: $("upload-language"),
     uploadKeepPii: $("upload-keep-pii"),
+    uploadAgent: $("upload-agent"),
     uploadSubmit: $("upload-submit"),
     uploadStatus: $("upload-status"),
     filterForm: $("filter-form"),
@@ -95,6 +100,21 @@
     transcriptList: $("transcript-list"),
     transcriptEmpty: $("transcript-empty"),
     srStatus: $("sr-status"),
+    searchForm: $("search-form"),
+    searchQ: $("search-q"),
+    searchSpeaker: $("search-speaker"),
+    searchSource: $("search-source"),
+    searchAgent: $("search-agent"),
+    searchBox: $("search-box"),
+    searchCount: $("search-count"),
+    searchNote: $("search-note"),
+    searchResults: $("search-results"),
+    searchMore: $("search-more"),
+    searchClear: $("search-clear"),
+    liveBody: $("live-body"),
+    liveTitle: $("live-title"),
+    liveMeta: $("live-meta"),
+    liveTranscript: $("live-transcript"),
   };
 
   const state = {
@@ -109,7 +129,9 @@
     detailSeq: 0,
     uploading: false,
     shown: false, // signed in as someone the page is for
+    search: { params: null, offset: 0, seq: 0 }, // the search shown in the side panel
   };
+  const SEARCH_PAGE = 20;
 
   // ---------------------------------------------------------------- helpers
 
@@ -312,6 +334,7 @@
       h("span", "call-date", when(call.audited_at || call.uploaded_at)),
       h("span", "call-duration", isNum(call.duration) ? clock(call.duration) : "—"),
     );
+    if (call.agent) meta.append(h("span", "call-agent", str(call.agent)));
     const pending = Number(call.pending_flags) || 0;
     const pendingEl = h("span", "call-pending", pending ? `${pending} to review` : "reviewed");
     pendingEl.dataset.count = String(pending);
@@ -367,7 +390,8 @@
 
   // ---------------------------------------------------------------- one call
 
-  async function openCall(id, { focus = true } = {}) {
+  // `at` ({turn, start}): show that turn of the transcript and play the recording from that moment.
+  async function openCall(id, { focus = true, at = null } = {}) {
     if (!ID_RE.test(id)) {
       showError(`Not a call id: ${id}`);
       return;
@@ -376,13 +400,21 @@
     state.callId = id;
     markCurrentRow();
     const url = new URL(window.location.href);
+    url.search = "";
     url.searchParams.set("call", id);
+    if (at) {
+      url.searchParams.set("turn", String(at.turn));
+      url.searchParams.set("t", String(num(at.start)));
+    }
     window.history.replaceState(null, "", url);
     try {
       const body = await api(`/v1/audited-calls/${encodeURIComponent(id)}`);
       if (seq !== state.detailSeq) return;
       renderDetail(body || {});
-      if (focus) ui.detailTitle.focus({ preventScroll: false });
+      if (at) {
+        showTurn(Number(at.turn));
+        playFrom(at.start);
+      } else if (focus) ui.detailTitle.focus({ preventScroll: false });
     } catch (err) {
       if (seq !== state.detailSeq) return;
       showError(`Could not open the call ${id}: ${err.message}`);
@@ -398,6 +430,7 @@
     }
     showCategoryTitles();
     ui.detailEmpty.hidden = true;
+    ui.liveBody.hidden = true;
     ui.detailBody.hidden = false;
     ui.detailBody.dataset.callId = str(call.id);
     ui.detailTitle.textContent = str(call.file) || str(call.id);
@@ -405,6 +438,7 @@
     fillBadge(ui.detailScore, call);
 
     const meta = [];
+    if (call.agent) meta.push(`agent ${str(call.agent)}`);
     if (call.uploaded_at) meta.push(`uploaded ${when(call.uploaded_at)}`);
     if (call.audited_at) meta.push(`audited ${when(call.audited_at)}`);
     const duration = report && isNum(report.duration) ? report.duration : call.duration;
@@ -755,6 +789,175 @@
     }
   }
 
+  // ---------------------------------------------------------------- search across calls
+
+  function searchParams() {
+    const params = new URLSearchParams();
+    params.set("q", ui.searchQ.value.trim());
+    if (ui.searchSpeaker.value) params.set("speaker", ui.searchSpeaker.value);
+    if (ui.searchSource.value) params.set("source", ui.searchSource.value);
+    if (ui.searchAgent.value.trim()) params.set("agent", ui.searchAgent.value.trim());
+    return params;
+  }
+
+  async function runSearch(more = false) {
+    if (!more) {
+      if (!ui.searchQ.value.trim()) {
+        ui.searchQ.focus();
+        return;
+      }
+      state.search.params = searchParams();
+      state.search.offset = 0;
+      ui.searchResults.replaceChildren();
+    }
+    const params = new URLSearchParams(state.search.params);
+    params.set("limit", String(SEARCH_PAGE));
+    params.set("offset", String(state.search.offset));
+    const seq = ++state.search.seq;
+    ui.searchBox.hidden = false;
+    ui.searchNote.textContent = "Searching… · Ищем…";
+    ui.searchNote.dataset.state = "busy";
+    ui.searchMore.hidden = true;
+    try {
+      const body = await api(`/v1/search?${params}`);
+      if (seq !== state.search.seq) return;
+      const hits = list(body && body.hits).filter((hit) => hit && typeof hit === "object");
+      ui.searchResults.append(...hits.map(renderHit));
+      state.search.offset += hits.length;
+      const total = Number(body && body.total) || 0;
+      ui.searchCount.textContent = `· ${total}`;
+      ui.searchNote.dataset.state = "done";
+      ui.searchNote.textContent = total
+        ? `${state.search.offset} of ${total} turns, newest call first · Новые звонки сверху`
+        : "Nothing found · Ничего не найдено";
+      ui.searchMore.hidden = state.search.offset >= total;
+      announce(total ? `${total} turns found` : "Nothing found");
+    } catch (err) {
+      if (seq !== state.search.seq) return;
+      ui.searchCount.textContent = "";
+      ui.searchNote.dataset.state = "error";
+      ui.searchNote.textContent = err.message;
+    }
+  }
+
+  // One hit: where it is, the turn before, the turn with the matched words marked, the turn after.
+  function renderHit(hit) {
+    const li = h("li", "search-hit");
+    li.dataset.source = str(hit.source);
+    li.dataset.callId = str(hit.call_id);
+    const button = h("button", "search-open");
+    button.type = "button";
+    const meta = h("span", "search-meta");
+    meta.append(
+      h("span", `search-source search-source--${hit.source === "live" ? "live" : "audited"}`,
+        hit.source === "live" ? "live · звонок" : "audited · запись"),
+      h("span", "search-date", when(hit.call_date)),
+      h("span", "search-time", `${clock(hit.start)}`),
+    );
+    if (hit.agent) meta.append(h("span", "search-agent", str(hit.agent)));
+    button.append(meta);
+    if (hit.before) button.append(contextLine(hit.before, "before"));
+    const line = h("span", `search-line search-line--hit turn--${speakerOf(hit.speaker)}`);
+    line.append(h("span", "search-speaker", SPEAKERS[speakerOf(hit.speaker)]));
+    const text = h("span", "search-text");
+    for (const segment of list(hit.segments)) {
+      if (!segment || typeof segment !== "object") continue;
+      text.append(segment.match ? h("mark", "search-mark", str(segment.text)) : document.createTextNode(str(segment.text)));
+    }
+    line.append(text);
+    button.append(line);
+    if (hit.after) button.append(contextLine(hit.after, "after"));
+    button.addEventListener("click", () => openHit(hit));
+    li.append(button);
+    return li;
+  }
+
+  function contextLine(turn, where) {
+    const line = h("span", `search-line search-line--${where}`);
+    line.append(h("span", "search-speaker", SPEAKERS[speakerOf(turn.speaker)]), h("span", "search-text", str(turn.text)));
+    return line;
+  }
+
+  function openHit(hit) {
+    const at = { turn: Number(hit.turn) || 0, start: num(hit.start) };
+    if (hit.source === "live") openLive(str(hit.call_id), at);
+    else openCall(str(hit.call_id), { at });
+  }
+
+  // A live call (no recording): its stored turns and alerts, read-only, scrolled to the turn at `at.start`.
+  async function openLive(id, at) {
+    if (!ID_RE.test(id)) {
+      showError(`Not a call id: ${id}`);
+      return;
+    }
+    const seq = ++state.detailSeq;
+    state.callId = null;
+    markCurrentRow();
+    ui.player.pause();
+    const url = new URL(window.location.href);
+    url.search = "";
+    url.searchParams.set("live", id);
+    if (at) url.searchParams.set("t", String(at.start));
+    window.history.replaceState(null, "", url);
+    try {
+      const call = (await api(`/v1/calls/${encodeURIComponent(id)}`)) || {};
+      if (seq !== state.detailSeq) return;
+      renderLive(call, at);
+    } catch (err) {
+      if (seq !== state.detailSeq) return;
+      showError(`Could not open the live call ${id}: ${err.message}`);
+    }
+  }
+
+  function renderLive(call, at) {
+    state.detail = null;
+    ui.detailEmpty.hidden = true;
+    ui.detailBody.hidden = true;
+    ui.liveBody.hidden = false;
+    ui.liveBody.dataset.callId = str(call.call_id);
+    ui.liveTitle.textContent = `Live call · Звонок ${str(call.call_id)}`;
+    document.title = `${str(call.call_id)} · callbuffer review`;
+    const meta = [];
+    if (call.agent) meta.push(`agent ${str(call.agent)}`);
+    if (call.started_at) meta.push(`started ${when(call.started_at)}`);
+    if (call.status) meta.push(str(call.status));
+    if (call.language) meta.push(`language ${str(call.language)}`);
+    ui.liveMeta.textContent = meta.join(" · ");
+    const alerts = list(call.alerts).filter((a) => a && typeof a === "object");
+    let target = null;
+    const items = list(call.turns)
+      .filter((t) => t && typeof t === "object")
+      .map((turn, index) => {
+        const speaker = speakerOf(turn.speaker);
+        const li = h("li", `turn turn--${speaker}`);
+        li.tabIndex = -1;
+        li.dataset.index = String(index);
+        li.dataset.start = String(num(turn.start));
+        const head = h("div", "turn-meta");
+        head.append(h("span", "turn-speaker", SPEAKERS[speaker]), h("span", "turn-time", clock(turn.start)));
+        const mine = alerts.filter((a) => num(a.start) === num(turn.start) && speakerOf(a.speaker) === speaker);
+        const chips = h("span", "turn-chips");
+        for (const a of mine) {
+          const kind = kindOf(a.kind);
+          const chip = h("span", `turn-flag turn-flag--${kind}`);
+          chip.dataset.category = str(a.category);
+          chip.append(h("span", "turn-flag-kind", KINDS[kind]), h("span", "turn-flag-title", str(a.title) || str(a.category)));
+          chips.append(chip);
+        }
+        head.append(chips);
+        li.append(head, turnText(str(turn.text), mine));
+        if (at && target === null && Math.abs(num(turn.start) - num(at.start)) < 0.005) target = li;
+        return li;
+      });
+    ui.liveTranscript.replaceChildren(...items);
+    if (target) {
+      void target.offsetWidth;
+      target.classList.add("is-highlighted");
+      target.scrollIntoView({ block: "center", behavior: "auto" });
+      target.focus({ preventScroll: true });
+    }
+  }
+
   // ---------------------------------------------------------------- upload
 
   function setUploadStatus(stateName, text) {
@@ -775,6 +978,7 @@
     form.append("channels", ui.uploadChannels.value);
     if (ui.uploadLanguage.value) form.append("language", ui.uploadLanguage.value);
     form.append("keep_pii", ui.uploadKeepPii.checked ? "true" : "false");
+    if (ui.uploadAgent.value.trim()) form.append("agent", ui.uploadAgent.value.trim());
 
     state.uploading = true;
     ui.uploadSubmit.disabled = true;
@@ -841,6 +1045,16 @@
     ui.errorBanner.hidden = true;
   });
   ui.uploadForm.addEventListener("submit", upload);
+  ui.searchForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    runSearch(false);
+  });
+  ui.searchMore.addEventListener("click", () => runSearch(true));
+  ui.searchClear.addEventListener("click", () => {
+    state.search.seq += 1;
+    ui.searchBox.hidden = true;
+    ui.searchResults.replaceChildren();
+  });
   ui.filterForm.addEventListener("submit", (event) => {
     event.preventDefault();
     applyFilters();
@@ -870,8 +1084,15 @@
     state.shown = true;
     ui.errorBanner.hidden = true;
     loadList();
-    const wanted = state.callId || new URLSearchParams(window.location.search).get("call");
-    if (wanted && ID_RE.test(wanted)) openCall(wanted, { focus: false });
+    const params = new URLSearchParams(window.location.search);
+    const live = params.get("live");
+    const at = params.has("t") ? { turn: Number(params.get("turn")) || 0, start: num(params.get("t")) } : null;
+    if (!state.callId && live && ID_RE.test(live)) {
+      openLive(live, at);
+      return;
+    }
+    const wanted = state.callId || params.get("call");
+    if (wanted && ID_RE.test(wanted)) openCall(wanted, { focus: false, at: state.callId ? null : at });
   }
 
   // Signed out: stop polling and playing; what answers are still on their way are not shown.

@@ -27,6 +27,8 @@ ROLE_TABLE = [
     (r"^/v1/flags/export$", {"reviewer", "trainer"}),
     (r"^/v1/(audits|audited-calls|flags)", {"reviewer"}),
     (r"^/v1/packs", {"trainer"}),
+    (r"^/v1/search$", {"reviewer", "trainer"}),
+    (r"^/v1/stats", {"agent", "reviewer", "trainer"}),  # an agent: only their own numbers
     (r"^/v1/users", set()),
     (r"^/v1/auth/me$", {"agent", "reviewer", "trainer", "telephony"}),
 ]

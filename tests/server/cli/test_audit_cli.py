@@ -94,6 +94,19 @@ def test_rerun_skips_and_force_audits_again(first_run, run, calls: Path) -> None
     assert forced.exit_code == 0 and "audited 1, already audited 0" in forced.stderr
 
 
+def test_agent_is_named_in_the_report(run, calls: Path, tmp_path: Path) -> None:
+    """Tried: one call audited without an agent, then again with ``--agent anna``: the second is audited
+    afresh (the agent is part of the index key, so an unnamed report is not reused) and its report names
+    her; ``--agent`` that is no user name is refused (test_audit_agent)."""
+    good = str(calls / "good.wav")
+    assert run(good, "--out", str(tmp_path), "--language", "en").exit_code == 0
+    named = run(good, "--out", str(tmp_path), "--language", "en", "--agent", "anna")
+    assert named.exit_code == 0 and "audited 1, already audited 0" in named.stderr, named.output
+    reports = [json.loads(p.read_text()) for p in tmp_path.glob("good-*.json")]
+    assert sorted(str(r.get("agent")) for r in reports) == ["None", "anna"]
+    assert all("not_my_job" in {d["category"] for d in r["detections"]} for r in reports)
+
+
 def test_all_failed_exits_1(run, calls: Path, tmp_path: Path) -> None:
     result = run(str(calls / "corrupt.ogg"), str(calls / "empty.flac"), "--out", str(tmp_path))
     assert result.exit_code == 1

@@ -150,9 +150,9 @@ def test_every_store_records_its_version_and_refuses_a_newer_one(store_location:
         open_store(store_location).close()
     for table, version in [
         ("schema_version", SCHEMA_VERSION),
-        ("audits_schema_version", 1),
-        ("users_schema_version", 1),
-        ("packs_schema_version", 1),
+        ("audits_schema_version", AuditStore.schema_version),
+        ("users_schema_version", AuthStore.schema_version),
+        ("packs_schema_version", PackStore.schema_version),
     ]:
         assert _raw(store_location, f"SELECT version FROM {table}") == [(version,)], table
     _raw(store_location, "UPDATE audits_schema_version SET version = 7")

@@ -4,8 +4,8 @@ A local Ray cluster (a head with no speech cores, two one-core speech nodes: sep
 processes, as on separate machines) and a front-end in this process with ``CALLBUFFER_RAY`` pointing at it.
 The Russian complaint call of ``bench_latency`` is streamed once undisturbed (the baseline: which final
 turns the endpointer makes of it, and how long the call takes), then ``--repeats`` times with one speech
-node killed at a random moment of the call, the first one when a turn is being transcribed, and a fresh
-node added back. A kill that sends a turn to the other worker had a turn in flight on the killed one
+node killed at a random moment of the call, the first one when both workers are transcribing, and a
+fresh node added back. A kill that sends a turn to the other worker had a turn in flight on the killed one
 (``turns_retried`` of ``/healthz``). Each repeat's stored turns are compared
 with the baseline by speaker and start time: a baseline turn with no stored turn is lost; two stored turns
 at one start are a duplicate. Frames go out as fast as the server takes them (``--realtime`` for real-time
@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_latency as latency  # noqa: E402
 
-from server.cluster.actors import worker_resources  # noqa: E402
 from server.live.simulate import stream_call  # noqa: E402
 from server.live.store import Store  # noqa: E402
 
@@ -46,13 +45,14 @@ def kill_mid_call(
     call_over: threading.Event,
     killed: list[float],
 ) -> None:
-    """After `delay` s, at the first moment a turn is being transcribed while the call is still streaming,
+    """After `delay` s, at the first moment every speech worker is transcribing a turn while the call is
+    still streaming (the front-end sends a turn only to an idle worker, so then each has one in flight),
     kill a speech node (raylet and worker process, no goodbye); no kill if the call ends first. A fresh
     node is added back by the main thread after the call (Ray starts nodes from the main thread only)."""
     if call_over.wait(delay):
         return
     while not call_over.is_set():
-        if latency.health(url).get("transcribing", 0):
+        if latency.health(url).get("transcribing", 0) >= len(speech_nodes(cluster)):
             killed.append(time.monotonic())
             cluster.remove_node(random.choice(speech_nodes(cluster)), allow_graceful=False)
             return
@@ -62,7 +62,7 @@ def kill_mid_call(
 def restore(cluster) -> None:  # noqa: ANN001
     """Back to two speech nodes, and wait until both workers answer again."""
     while len(speech_nodes(cluster)) < 2:
-        cluster.add_node(num_cpus=1, resources=worker_resources(1))
+        latency.add_speech_node(cluster)
     cluster.wait_for_nodes()
     from server.cluster.speech_pool import ClusterTranscription
 

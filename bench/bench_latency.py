@@ -64,7 +64,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,18 +223,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def local_cluster(workers: int) -> Iterator[Any]:
-    """A Ray cluster on this machine: a head with no speech cores and `workers` one-core speech nodes
-    (``ray.cluster_utils.Cluster``; its nodes can be killed and added)."""
-    import ray
-    from ray.cluster_utils import Cluster
+def add_speech_node(cluster: Any) -> Any:
+    """Add a one-core speech node to `cluster`, its raylet (and so every worker it starts) pinned to the
+    core of this process's that the fewest speech nodes are on, as a one-core machine would be."""
+    from ray._private import ray_constants
 
     from server.cluster.actors import worker_resources
 
+    taken = [getattr(node, "bench_core", None) for node in cluster.worker_nodes]
+    core = min(sorted(os.sched_getaffinity(0)), key=taken.count)  # the core fewest speech nodes are on
+    node = cluster.add_node(num_cpus=1, resources=worker_resources(1))
+    node.bench_core = core
+    raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+    for pid in [raylet, *_descendants(raylet)]:
+        with suppress(ProcessLookupError):  # a short-lived helper process already gone
+            os.sched_setaffinity(pid, {core})
+    return node
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+@contextmanager
+def local_cluster(workers: int) -> Iterator[Any]:
+    """A Ray cluster on this machine: a head with no speech cores and `workers` one-core speech nodes, each
+    pinned to a core of its own while there are cores (``ray.cluster_utils.Cluster``; its nodes can be
+    killed and added)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     for _ in range(workers):
-        cluster.add_node(num_cpus=1, resources=worker_resources(1))
+        add_speech_node(cluster)
     cluster.wait_for_nodes()
     try:
         yield cluster

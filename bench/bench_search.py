@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from served import serve_sqlite  # noqa: E402
+from served import percentile, serve_sqlite  # noqa: E402
 from synthetic_calls import agent_names, generate  # noqa: E402
 
 from server.search.query import parse_query  # noqa: E402
@@ -132,11 +131,7 @@ def report(title: str, times: dict[str, list[float]]) -> None:
     print(f"{'queries':<14}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
     everything = [t for ts in times.values() for t in ts]
     for kind, ts in [*sorted(times.items()), ("all", everything)]:
-        print(f"{kind:<14}{len(ts):>5}{_pct(ts, 50):>9.1f}{_pct(ts, 95):>9.1f}{max(ts):>9.1f}")
-
-
-def _pct(values: list[float], p: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
+        print(f"{kind:<14}{len(ts):>5}{percentile(ts, 50):>9.1f}{percentile(ts, 95):>9.1f}{max(ts):>9.1f}")
 
 
 def serve_and_query(db: Path, work: list[Case]) -> dict[str, list[float]]:

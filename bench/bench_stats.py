@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from served import serve_sqlite  # noqa: E402
+from served import percentile, serve_sqlite  # noqa: E402
 from synthetic_calls import generate  # noqa: E402
 
 from models.packs import load_pack  # noqa: E402
@@ -115,11 +114,8 @@ def report(title: str, times: dict[str, list[float]]) -> None:
 
 
 def _line(name: str, values: list[float]) -> None:
-    print(f"  {name:<22} n={len(values):<4} p50 {_pct(values, 50):6.1f} ms   p95 {_pct(values, 95):6.1f} ms")
-
-
-def _pct(values: list[float], p: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
+    p50, p95 = percentile(values, 50), percentile(values, 95)
+    print(f"  {name:<22} n={len(values):<4} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
 
 
 def serve_and_query(db: Path, work: list[Case]) -> dict[str, list[float]]:

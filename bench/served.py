@@ -1,7 +1,8 @@
 """A real ``callbuffer serve`` on a SQLite file, for the benches that time its HTTP API.
 
 The server runs as its own process (as operations would run it), a reviewer's token is issued through
-the same store ``callbuffer users`` writes to, and the server is stopped when the block ends.
+the same store ``callbuffer users`` writes to, and the server is stopped when the block ends. Also the
+percentile those benches print.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,3 +73,8 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float 
         if time.monotonic() > deadline or server.poll() is not None:
             raise SystemExit(f"callbuffer serve did not start; see {log}")
         time.sleep(0.5)
+
+
+def percentile(values: list[float], p: int) -> float:
+    """The `p`-th percentile of `values` (inclusive method; the value itself when there is one)."""
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]

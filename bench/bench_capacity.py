@@ -3,8 +3,9 @@
 For each worker count of ``--workers`` (in process: that many Whisper threads of one core each; with
 ``--ray``: a local Ray cluster of that many one-core speech worker nodes, the front-end holding no model),
 streams 1, 2, 3… concurrent calls at real-time pace (``bench_latency``'s calls, sidebars and latency
-definition; calls start within ``--stagger`` s) until the alert p95 passes the goal or misses pile up, and
-prints the most calls held. With one in-process worker it also times the reference turn
+definition; calls start within ``--stagger`` s) until the alert p95 passes the goal, with the cores this
+process used meanwhile (``cores``: the front-end with the bench's callers and sidebars), and prints the
+most calls held. With one in-process worker it also times the reference turn
 (:mod:`models.speed`) on one core, so the two figures that ``server/live/capacity.py`` records
 (``CALLS_PER_CORE``, ``REFERENCE_TURN_S``) come from the same run.
 
@@ -15,7 +16,9 @@ prints the most calls held. With one in-process worker it also times the referen
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,6 +41,13 @@ def reference_turn_seconds() -> float:
     return time_reference_turn(lambda samples, lang: transcriber.transcribe(samples, language=lang), runs=5)
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process so far: the front-end and the bench's callers and sidebars (with ``--ray``,
+    not the workers; in process, the workers too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def held(
     workers: int, ray: bool, stagger: float, first: int, most: int, tests: dict
 ) -> tuple[int, list[str]]:
@@ -57,11 +67,14 @@ def held(
     ):
         for n in range(first, most + 1):
             args.calls = [n]
+            began, cpu = time.monotonic(), _cpu_seconds()
             summaries, _ = latency.measure(url, tests, args, None, token)
+            here = (_cpu_seconds() - cpu) / (time.monotonic() - began)
             summary = summaries[0]
             _, p95, _ = latency.percentiles(summary.alert_latency)
             ok = p95 <= LATENCY_GOAL_S  # misses are printed: they are the recogniser's, not the load's
             figures = f"{p95:6.2f} {summary.alerts:>6} {len(summary.misses):>4} {summary.overloads:>4}"
+            figures += f" {here:>6.2f}"
             lines.append(f"{workers:>7} {n:>5} {figures} {'held' if ok else 'NOT held'}")
             print(lines[-1], flush=True)
             if not ok:
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(n) for n in args.workers.split(",") if n.strip()]
     if not args.ray and 1 in counts:
         print(f"reference turn on one core: {reference_turn_seconds():.3f} s")
-    print(f"{'workers':>7} {'calls':>5} {'p95':>6} {'alerts':>6} {'miss':>4} {'ovl':>4}")
+    print(f"{'workers':>7} {'calls':>5} {'p95':>6} {'alerts':>6} {'miss':>4} {'ovl':>4} {'cores':>6}")
     results = {}
     for workers in counts:
         results[workers], _ = held(workers, args.ray, args.stagger, args.first, args.most, tests)

@@ -4,7 +4,8 @@ Capacity is measured, not guessed: ``bench/bench_capacity.py`` streams more and 
 at one worker pinned to one core and finds the most it holds with alerts at p95 <= LATENCY_GOAL_S; that
 figure, with the same core's time for the reference turn (:mod:`models.speed`), is recorded below. Every
 worker times the reference turn when it starts, and holds ``CALLS_PER_CORE * REFERENCE_TURN_S / its time``
-calls: a worker twice as fast holds twice as many. The cluster holds the sum over its workers.
+calls: a worker twice as fast holds twice as many. A Ray speech worker, whose core no front-end shares,
+holds ``CALLS_PER_WORKER_CORE`` at the reference speed instead. The cluster holds the sum over its workers.
 
 Admission: a call is admitted while the calls in progress (on this front-end when it has its own workers;
 on every front-end of the cluster when they share speech workers) are fewer than the capacity. Otherwise it
@@ -30,6 +31,11 @@ LATENCY_GOAL_S = 1.5  # p95 seconds from the end of a turn's speech to its alert
 # that load, 0.20 s idle.
 CALLS_PER_CORE = 3.0
 REFERENCE_TURN_S = 0.25
+# Measured by `python bench/bench_capacity.py --ray --workers 1,2` on the same machine (2026-12-06): a
+# Ray speech worker pinned to a core of its own, the front-end elsewhere, held 8 calls (p95 1.31 s; 9:
+# 2.40 s); two such workers held 12 (1.42 s; 13: 2.69 s) with the front-end and the Ray head on their
+# cores. So 6 calls per speech worker core whose front-end is not on it.
+CALLS_PER_WORKER_CORE = 6.0
 
 CapacitySource = Literal["measured", "configured", "off"]
 
@@ -43,11 +49,12 @@ class Capacity:
     turn_seconds: tuple[float, ...] = ()  # each worker's reference-turn time, when measured
 
     @classmethod
-    def measured(cls, turn_seconds: Sequence[float]) -> Capacity:
-        """The capacity of workers with these reference-turn times (at least one call)."""
+    def measured(cls, turn_seconds: Sequence[float], per_core: float = CALLS_PER_CORE) -> Capacity:
+        """The capacity of workers with these reference-turn times (at least one call); `per_core`: calls a
+        worker at the reference speed holds (CALLS_PER_WORKER_CORE for the cluster's speech workers)."""
         if not turn_seconds:
             raise ValueError("no worker speed to measure capacity from")
-        held = sum(calls_per_worker(seconds) for seconds in turn_seconds)
+        held = sum(calls_per_worker(seconds, per_core) for seconds in turn_seconds)
         return cls(max(1, math.floor(held + 1e-9)), "measured", tuple(turn_seconds))
 
     @classmethod
@@ -68,11 +75,11 @@ class Capacity:
         return f"capacity {self.calls} calls (measured: {workers} workers, reference turn {speeds} s)"
 
 
-def calls_per_worker(turn_seconds: float) -> float:
+def calls_per_worker(turn_seconds: float, per_core: float = CALLS_PER_CORE) -> float:
     """Calls one worker holds at the latency goal, from its reference-turn time."""
     if turn_seconds <= 0:
         raise ValueError(f"a reference turn cannot take {turn_seconds} s")
-    return CALLS_PER_CORE * REFERENCE_TURN_S / turn_seconds
+    return per_core * REFERENCE_TURN_S / turn_seconds
 
 
 def refusal(in_progress: int, capacity: Capacity) -> str:

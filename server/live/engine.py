@@ -16,7 +16,7 @@ from models.encoders import get_encoder
 from models.heard import load_heard
 from models.packs import Category, load_pack
 from server.config import Settings
-from server.live.capacity import Capacity
+from server.live.capacity import CALLS_PER_CORE, CALLS_PER_WORKER_CORE, Capacity
 from server.live.metrics import LiveMetrics
 from server.live.pool import TranscriptionPool
 from server.live.store import Store
@@ -234,7 +234,8 @@ def measure_capacity(settings: Settings, pool: TranscriptionPool) -> Capacity:
         return Capacity.off()
     if isinstance(settings.capacity, int):
         return Capacity.configured(settings.capacity)
-    return Capacity.measured(pool.measure_speed())
+    per_core = CALLS_PER_WORKER_CORE if settings.ray else CALLS_PER_CORE  # a front-end shares the cores
+    return Capacity.measured(pool.measure_speed(), per_core)
 
 
 def _one_blas_thread() -> None:

@@ -15,7 +15,7 @@ import pytest
 from websockets.sync.client import connect
 
 from server.config import Settings
-from server.live.capacity import CALLS_PER_CORE, REFERENCE_TURN_S, Capacity
+from server.live.capacity import CALLS_PER_CORE, CALLS_PER_WORKER_CORE, REFERENCE_TURN_S, Capacity
 from server.live.engine import measure_capacity
 from server.live.protocol import StartMessage
 from server.live.simulate import pcm16_frames, stream_call
@@ -175,12 +175,19 @@ def test_capacity_is_measured_on_the_real_pool(shared_models):
     assert {w.turn_seconds for w in pool.loads()} == {capacity.turn_seconds[0]}
     assert measure_capacity(Settings(capacity=3), pool) == Capacity.configured(3)
     assert measure_capacity(Settings(capacity="off"), pool).calls is None
+    # speech workers of a cluster share no core with a front-end: more calls each at the same speed
+    on_cluster = measure_capacity(Settings(capacity="auto", ray="127.0.0.1:6379"), pool)
+    expected = sum(CALLS_PER_WORKER_CORE * REFERENCE_TURN_S / s for s in on_cluster.turn_seconds)
+    assert on_cluster.calls == max(1, int(expected + 1e-9))
 
 
 def test_capacity_arithmetic():
-    """A worker twice as fast as the reference holds twice its calls; the cluster holds the sum."""
+    """A worker twice as fast as the reference holds twice its calls; the cluster holds the sum; a
+    cluster's speech worker holds its own figure per core."""
     assert Capacity.measured([REFERENCE_TURN_S]).calls == int(CALLS_PER_CORE)
     assert Capacity.measured([REFERENCE_TURN_S / 2, REFERENCE_TURN_S / 2]).calls == int(4 * CALLS_PER_CORE)
     assert Capacity.measured([REFERENCE_TURN_S * 100]).calls == 1  # never below one call
+    two_workers = Capacity.measured([REFERENCE_TURN_S] * 2, CALLS_PER_WORKER_CORE)
+    assert two_workers.calls == int(2 * CALLS_PER_WORKER_CORE)
     with pytest.raises(ValueError):
         Capacity.measured([])

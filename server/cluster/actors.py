@@ -22,6 +22,8 @@ NAMESPACE = "callbuffer"
 SPEECH_RESOURCE = "callbuffer_speech"  # one per core a machine gives to speech workers
 JUDGE_RESOURCE = "callbuffer_judge"  # one per worker machine: where a classification worker goes
 STATUS_GROUP = "status"  # the actors' concurrency group for `where` (health, load, speed)
+ALIVE_CHECK_S = 2.0  # a request not answered by then: is its actor still there?
+STATUS_TIMEOUT_S = 3.0  # ... it must answer a status call in this (at once, when it is there)
 
 
 class ClusterError(RuntimeError):
@@ -82,13 +84,12 @@ class WorkerLine:
 
     def call(self, send: Callable[[Any], Any]) -> Any:
         """The result of ``send(actor)`` (an ObjectRef) on an idle actor."""
-        import ray
         from ray.exceptions import GetTimeoutError, RayActorError
 
         for attempt in range(1, self._attempts + 1):
             actor = self._idle.get()
             try:
-                result = ray.get(send(actor), timeout=self._timeout)
+                result = self._answer(actor, send(actor))
             except (RayActorError, GetTimeoutError) as exc:
                 self.retried += 1
                 logger.warning(
@@ -99,6 +100,24 @@ class WorkerLine:
             self._idle.put(actor)
             return result
         raise WorkerLostError(f"no {self._kind} could take the turn in {self._attempts} attempts")
+
+    def _answer(self, actor: Any, ref: Any) -> Any:
+        """The result of `ref`, a request to `actor`. While it is not ready, the actor is asked for its
+        status every ALIVE_CHECK_S (answered at once beside a turn): one that does not answer died or is
+        restarting (a worker whose machine went while it was idle in line gets a request it will never
+        run), and GetTimeoutError sends the request to another instead of waiting out `timeout`."""
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        deadline = time.monotonic() + self._timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GetTimeoutError(f"no answer from a {self._kind} in {self._timeout:.0f} s")
+            ready, _ = ray.wait([ref], timeout=min(ALIVE_CHECK_S, left))
+            if ready:
+                return ray.get(ref)
+            ray.get(status(actor), timeout=STATUS_TIMEOUT_S)  # RayActorError or GetTimeoutError: gone
 
     def _back_when_alive(self, actor: Any) -> None:
         """Put an actor that failed back in line once it answers again; until then its turns go to the

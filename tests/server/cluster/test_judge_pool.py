@@ -102,8 +102,8 @@ def test_a_worker_lost_mid_call_costs_no_turn_and_comes_back_knowing_nothing(spe
         speech_cluster.kill_node(victim)
         after_kill = len(answers)
         wait_for(lambda: len(answers) >= after_kill + 16, 120, "turns judged after the kill")
-        # a turn in flight on the victim fails at once; one sent to it while it was idle in line fails
-        # when its wait runs out (the worker cannot start again anywhere until a node joins)
+        # a turn in flight on the victim fails at once; one sent to it while it was idle in line goes to
+        # the other once the victim does not answer a status call (it cannot restart until a node joins)
         wait_for(lambda: judges.retried >= 1, 120, "the victim's turn sent to the other worker")
     finally:
         stop.set()

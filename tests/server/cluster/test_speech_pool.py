@@ -53,6 +53,25 @@ def test_a_turn_is_transcribed_by_a_worker_process_on_another_node(remote):
     assert sum(w["turns"] for w in where) == 1
 
 
+def test_a_worker_that_died_idle_does_not_hold_its_next_turn(speech_cluster, remote):
+    """Tried: the node of one worker killed while no turn is on it, then turns one after another through
+    a line of the same workers that would wait an hour for an answer. The turn that goes to the dead
+    worker fails at once (its connection reset) or, when Ray holds it for an actor that cannot restart
+    until a node joins, goes to the other worker once the dead one does not answer a status call; either
+    way every turn is heard, and none waits for the line's timeout."""
+    patient = ClusterTranscription("bundled", 6.0, timeout=3600.0)
+    victim = sorted(w["node"] for w in remote.where())[0]
+    try:
+        speech_cluster.kill_node(victim)
+        heard = [_text(patient.transcribe(speak(said, "ru"), "ru")) for said in SAID[:3]]
+        assert all(fuzz.ratio(h.lower(), s.lower()) > 70 for h, s in zip(heard, SAID, strict=False)), heard
+        assert patient.retried >= 1  # the dead worker's turn, sent again
+    finally:
+        patient.close()
+        speech_cluster.ensure_speech_nodes(2)
+    wait_for(lambda: len(remote.where()) == 2, 180, "the lost worker to restart on the new node")
+
+
 def test_a_worker_killed_mid_turn_loses_no_turn_and_comes_back_on_a_new_node(speech_cluster, remote):
     """Eight long turns of two calls through the pool, twice: once as they are, then with the node of one
     worker killed (raylet and worker process, no goodbye) while both workers are busy. Every turn still

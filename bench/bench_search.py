@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from served import percentile, serve_sqlite  # noqa: E402
+from served import percentile, time_served  # noqa: E402
 from synthetic_calls import agent_names, generate  # noqa: E402
 
 from server.search.query import parse_query  # noqa: E402
@@ -134,13 +134,6 @@ def report(title: str, times: dict[str, list[float]]) -> None:
         print(f"{kind:<14}{len(ts):>5}{percentile(ts, 50):>9.1f}{percentile(ts, 95):>9.1f}{max(ts):>9.1f}")
 
 
-def serve_and_query(db: Path, work: list[Case]) -> dict[str, list[float]]:
-    """Start `callbuffer serve` on the SQLite file, make a reviewer, time `work` through HTTP, stop it."""
-    with serve_sqlite(db) as served:
-        run_http(served.url, served.token, work[:10])  # warm up
-        return run_http(served.url, served.token, work)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=Path(tempfile.gettempdir()) / "callbuffer-bench-search.db")
@@ -168,7 +161,8 @@ def main() -> int:
             )
     if args.http:
         work = cases(100, summary.since, summary.until, seed=2)
-        report("SQLite, GET /v1/search through a served API (100 queries):", serve_and_query(args.db, work))
+        times = time_served(args.db, run_http, work, warm=10)
+        report("SQLite, GET /v1/search through a served API (100 queries):", times)
     return 0
 
 

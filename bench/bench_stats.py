@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from served import percentile, serve_sqlite  # noqa: E402
+from served import percentile, time_served  # noqa: E402
 from synthetic_calls import generate  # noqa: E402
 
 from models.packs import load_pack  # noqa: E402
@@ -118,14 +118,6 @@ def _line(name: str, values: list[float]) -> None:
     print(f"  {name:<22} n={len(values):<4} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
 
 
-def serve_and_query(db: Path, work: list[Case]) -> dict[str, list[float]]:
-    """Start `callbuffer serve` on the SQLite file, make a reviewer, time `work` through HTTP, stop it.
-    The server's scorer of ended live calls is told to wait an hour, so it does not share the CPU."""
-    with serve_sqlite(db, CALLBUFFER_SCORE_EVERY="3600") as served:
-        run_http(served.url, served.token, work[:16])  # warm up
-        return run_http(served.url, served.token, work)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=Path(tempfile.gettempdir()) / "callbuffer-bench-stats.db")
@@ -154,7 +146,9 @@ def main() -> int:
             reader.close()
     if args.http:
         work = cases(120, summary.agents, summary.since, summary.until, seed=2)
-        report("SQLite, GET /v1/stats through a served API (120 trends):", serve_and_query(args.db, work))
+        # the server's scorer of ended live calls waits an hour, so it does not share the CPU
+        times = time_served(args.db, run_http, work, warm=16, CALLBUFFER_SCORE_EVERY="3600")
+        report("SQLite, GET /v1/stats through a served API (120 trends):", times)
     return 0
 
 

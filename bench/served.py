@@ -2,7 +2,7 @@
 
 The server runs as its own process (as operations would run it), a reviewer's token is issued through
 the same store ``callbuffer users`` writes to, and the server is stopped when the block ends. Also the
-percentile those benches print.
+timing and the percentile those benches print.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from server.access.store import AuthStore, Role, UserConflictError
+
+T = TypeVar("T")  # a bench's unit of work (one query)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,16 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float 
         if time.monotonic() > deadline or server.poll() is not None:
             raise SystemExit(f"callbuffer serve did not start; see {log}")
         time.sleep(0.5)
+
+
+def time_served(
+    db: Path, run: Callable[[str, str, list[T]], dict[str, list[float]]], work: list[T], warm: int, **env: str
+) -> dict[str, list[float]]:
+    """Serve the SQLite file `db` (with `env`), warm it with `run` on the first `warm` items of `work`, then
+    return what `run` times over all of it through HTTP; the server is stopped after."""
+    with serve_sqlite(db, **env) as served:
+        run(served.url, served.token, work[:warm])
+        return run(served.url, served.token, work)
 
 
 def percentile(values: list[float], p: int) -> float:

@@ -473,7 +473,7 @@ class Auditor:
         self.prompts = dict(prompts or {})  # by language: what Whisper reads first (models.decoder_prompt)
         pack = classifier.pack
         self.model_info = {**(model_info or {}), "pack": pack.name, "pack_version": pack.version}
-        self.forbidden = frozenset(c.id for c in pack.categories if c.kind is Kind.FORBIDDEN)
+        self.forbidden = frozenset(pack.ids_of(Kind.FORBIDDEN))
 
     def audit(
         self, path: str | os.PathLike[str], options: AuditOptions | None = None, *, sha256: str | None = None

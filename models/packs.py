@@ -184,6 +184,10 @@ class PhrasePack(_Strict):
     def alert_ids(self) -> list[str]:
         return [c.id for c in self.categories if c.kind.is_alert]
 
+    def ids_of(self, kind: Kind) -> list[str]:
+        """The ids of the categories of `kind` (the forbidden ones fail a scorecard; practices are scored)."""
+        return [c.id for c in self.categories if c.kind is kind]
+
 
 def default_pack_path() -> Path:
     """The pack that ships with callbuffer, written from the seed articles."""

@@ -57,8 +57,8 @@ class Taxonomy:
     @classmethod
     def of(cls, pack: PhrasePack) -> Taxonomy:
         return cls(
-            alerts=tuple(c.id for c in pack.categories if c.kind is not Kind.PRACTICE),
-            practices=tuple(c.id for c in pack.categories if c.kind is Kind.PRACTICE),
+            alerts=tuple(pack.alert_ids),
+            practices=tuple(pack.ids_of(Kind.PRACTICE)),
             titles={c.id: c.title.get("en") or c.title.get("ru") for c in pack.categories},
             kinds={c.id: c.kind.value for c in pack.categories},
         )

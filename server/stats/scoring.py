@@ -41,8 +41,7 @@ def score_live_call(store: Store, classifier: TurnClassifier, call_id: str) -> S
         JudgedTurn(i, t.speaker, t.start, t.end, t.text, frozenset(d.category for d in detections))
         for i, (t, detections) in enumerate(zip(turns, found, strict=True))
     ]
-    pack = classifier.pack
-    card = score_call(judged, forbidden=frozenset(c.id for c in pack.categories if c.kind is Kind.FORBIDDEN))
+    card = score_call(judged, forbidden=frozenset(classifier.pack.ids_of(Kind.FORBIDDEN)))
     practices = {d.category for detections in found for d in detections if d.kind is Kind.PRACTICE}
     if not store.set_scorecard(call_id, card.score, sorted(practices)):
         return None
